@@ -1,7 +1,8 @@
 """Start Debian's docker-registry (CNCF distribution 2.8) on a free loopback port.
 
 The registry stores blobs under a temporary directory and is stopped by PID when the test ends.
-An optional htpasswd file turns on Basic auth, which the client tests use.
+An optional htpasswd file turns on Basic auth, which the client tests use. `extra_config` adds
+top-level YAML sections, such as `auth: token:` for the Docker token flow.
 """
 
 from __future__ import annotations
@@ -59,8 +60,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 15.
 
 
 @contextlib.contextmanager
-def run_registry(workdir: Path, htpasswd: Path | None = None) -> Iterator[RunningRegistry]:
-    """Run docker-registry with storage in `workdir` until the block ends."""
+def run_registry(
+    workdir: Path, htpasswd: Path | None = None, *, extra_config: str | None = None
+) -> Iterator[RunningRegistry]:
+    """Run docker-registry with storage in `workdir` until the block ends.
+
+    `extra_config` is appended to the generated config.yml as top-level YAML; it must not
+    repeat a section the generated config has (`version`, `log`, `storage`, `http`, and `auth`
+    when `htpasswd` is given).
+    """
     if shutil.which(REGISTRY_BINARY) is None:
         raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
     port = free_port()
@@ -76,6 +84,7 @@ def run_registry(workdir: Path, htpasswd: Path | None = None) -> Iterator[Runnin
         f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
         f"{auth}"
+        f"{extra_config or ''}"
     )
     log = (workdir / "registry.log").open("wb")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}

@@ -1,1 +1,38 @@
-"""regward.admission."""
+"""Kubernetes admission with regward's policy: validating and mutating webhooks, deployment
+records, and a Gatekeeper external data provider.
+
+The gate mounts `validate` at `POST /admission/validate`, `mutate` at `POST /admission/mutate`
+and `provider` at `POST /gatekeeper/provider`, and passes itself as the `ImageDecider`.
+"""
+
+from __future__ import annotations
+
+from regward.admission.config import AdmissionSettings, FailureMode, parse_admission_settings
+from regward.admission.gatekeeper import provider
+from regward.admission.interface import (
+    AdmissionConfigError,
+    AdmissionError,
+    ImageDecider,
+    ImageVerdict,
+    MalformedReviewError,
+    NamespaceLabelLookup,
+    RecordsError,
+)
+from regward.admission.review import MAX_REVIEW_BYTES, mutate, validate
+
+__all__ = [
+    "MAX_REVIEW_BYTES",
+    "AdmissionConfigError",
+    "AdmissionError",
+    "AdmissionSettings",
+    "FailureMode",
+    "ImageDecider",
+    "ImageVerdict",
+    "MalformedReviewError",
+    "NamespaceLabelLookup",
+    "RecordsError",
+    "mutate",
+    "parse_admission_settings",
+    "provider",
+    "validate",
+]

@@ -1,1 +1,1 @@
-"""regward.cli."""
+"""The `regward` command line: one module per subcommand group, wired in `main.py`."""

@@ -1,1 +1,75 @@
-"""regward.policy."""
+"""The policy file and its evaluation: which images may pass the gate, and why not.
+
+Pure: nothing here touches the network or a database. Reading the policy and key files at
+load time is the only disk I/O.
+"""
+
+from __future__ import annotations
+
+from regward.policy.errors import PatternError, PolicyError, PolicyProblem
+from regward.policy.evaluate import (
+    AuthorityEvidence,
+    Decision,
+    EvidenceStatus,
+    Facts,
+    Reason,
+    ReasonCode,
+    Verdict,
+    evaluate,
+)
+from regward.policy.load import MAX_POLICY_BYTES, load_policy, parse_policy
+from regward.policy.match import (
+    glob_match,
+    is_accessory_tag,
+    is_immutable_tag,
+    select_rule,
+    specificity,
+    tag_matches,
+)
+from regward.policy.model import (
+    Authority,
+    BlobAccess,
+    DefaultAction,
+    ImmutableTags,
+    IndexPolicy,
+    Mode,
+    OnError,
+    Policy,
+    Rule,
+    SignatureRequirement,
+    TlogMode,
+)
+
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "Authority",
+    "AuthorityEvidence",
+    "BlobAccess",
+    "Decision",
+    "DefaultAction",
+    "EvidenceStatus",
+    "Facts",
+    "ImmutableTags",
+    "IndexPolicy",
+    "Mode",
+    "OnError",
+    "PatternError",
+    "Policy",
+    "PolicyError",
+    "PolicyProblem",
+    "Reason",
+    "ReasonCode",
+    "Rule",
+    "SignatureRequirement",
+    "TlogMode",
+    "Verdict",
+    "evaluate",
+    "glob_match",
+    "is_accessory_tag",
+    "is_immutable_tag",
+    "load_policy",
+    "parse_policy",
+    "select_rule",
+    "specificity",
+    "tag_matches",
+]

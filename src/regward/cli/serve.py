@@ -1,0 +1,83 @@
+"""`regward serve`: run the gate in front of one upstream registry."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from regward.cli.main import EXIT_OK
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the policy gate in front of a registry",
+        description=(
+            "Serve the OCI distribution API on --listen and forward to --upstream, deciding every "
+            "manifest pull by the policy and enforcing tag immutability on push."
+        ),
+    )
+    parser.add_argument("--upstream", help="base URL of the registry, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5050)")
+    parser.add_argument("--policy", help="policy file (YAML)")
+    parser.add_argument(
+        "--database",
+        help="SQLAlchemy URL of the audit database (default sqlite:///regward.db; "
+        "postgresql://user@host/db works too)",
+    )
+    parser.add_argument("--config", help="YAML file with the same settings, plus `auth`")
+    parser.add_argument(
+        "--upstream-insecure",
+        action="store_true",
+        default=None,
+        help="allow plain HTTP or unverified TLS to a non-loopback upstream",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="number of worker processes (each keeps its own caches)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from regward.gate.app import create_app
+    from regward.gate.settings import build_settings
+
+    settings = build_settings(
+        config_path=args.config,
+        upstream=args.upstream,
+        listen=args.listen,
+        policy=args.policy,
+        database=args.database,
+        upstream_insecure=args.upstream_insecure,
+    )
+    app = create_app(settings)
+    logger.info(
+        "listening on %s:%d, forwarding to %s",
+        settings.listen_host,
+        settings.listen_port,
+        settings.upstream,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=30,
+        limit_concurrency=4096,
+    )
+    uvicorn.Server(config).run()
+    return EXIT_OK

@@ -1,0 +1,398 @@
+"""Pull decisions: resolve a manifest once, gather its signature evidence, evaluate the policy.
+
+The decider owns the gate's caches. It never serves bytes it did not verify: a manifest is
+fetched once per request (or taken from the digest-keyed cache), its digest is checked by the
+registry client, and the same bytes go to the client if the decision allows them.
+
+Index rule: a child manifest pulled by digest passes when it is signed itself, or when an image
+index that lists it was allowed in the same repository and was signed itself. An index passes when
+it is signed, or, with `indexPolicy: self-or-children`, when every child is signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from regward.gate.audit import AuditWriter
+from regward.gate.caches import BoundedMap, BoundedSet, CachedManifest, DecisionCache, ManifestCache
+from regward.oci.digest import is_digest
+from regward.oci.errors import (
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    OCIError,
+    RegistryError,
+    TooLargeError,
+)
+from regward.oci.client import RegistryClient
+from regward.oci.manifest import Manifest
+from regward.policy.evaluate import (
+    AuthorityEvidence,
+    Decision,
+    EvidenceStatus,
+    Facts,
+    Verdict,
+    evaluate,
+)
+from regward.policy.match import select_rule
+from regward.policy.model import IndexPolicy, Policy, Rule
+from regward.signatures.cosign import KeyAuthority
+from regward.signatures.fetch import check_authorities
+from regward.store.db import AuditRecord
+
+logger = logging.getLogger(__name__)
+
+# Decisions that rest on evidence the gate could not fetch are not cached, so the next pull retries.
+_UNCACHED_REASONS = frozenset({"evidence-unavailable", "evidence-incomplete"})
+
+MAX_INDEX_CHILDREN_CHECKED = 64
+"""An index with more children than this is not evaluated child by child (self-or-children)."""
+
+# Layer media types of signature, attestation and SBOM artifacts. A manifest whose layers all have
+# one of these types cannot be run as a container, so pulling it (to verify signatures) is allowed.
+ACCESSORY_LAYER_TYPES = frozenset(
+    {
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        "application/vnd.dsse.envelope.v1+json",
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+        "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "application/vnd.in-toto+json",
+        "application/spdx+json",
+        "text/spdx+json",
+        "application/vnd.cyclonedx+json",
+    }
+)
+
+
+def is_accessory_manifest(manifest: Manifest) -> bool:
+    """Tell whether a manifest only carries signatures, attestations or SBOMs."""
+    if manifest.is_index or not manifest.layers:
+        return False
+    return all(layer.media_type in ACCESSORY_LAYER_TYPES for layer in manifest.layers)
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """What the gate answers to one manifest request."""
+
+    status: int
+    """200 to serve, 403 denied, 404 not found upstream, 502/503 upstream trouble."""
+    decision: Decision | None
+    media_type: str = ""
+    raw: bytes = b""
+    digest: str = ""
+    error_code: str = ""
+    message: str = ""
+    warning: str = ""
+    cached: bool = False
+
+
+@dataclass
+class RequestContext:
+    """Who asked, for the audit record."""
+
+    client_address: str = ""
+    identity: str | None = None
+    request_id: str = ""
+
+
+@dataclass
+class DeciderStats:
+    """Counters exported as metrics."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    cache_hits: int = 0
+    upstream_errors: int = 0
+
+
+class Decider:
+    """Decide manifest pulls for one upstream registry under one policy."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        client: RegistryClient,
+        audit: AuditWriter | None,
+        *,
+        decision_ttl: float = 300.0,
+        manifest_cache_bytes: int = 256 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.client = client
+        self.audit = audit
+        self.manifests = ManifestCache(manifest_cache_bytes)
+        self.decisions = DecisionCache(decision_ttl, clock=clock)
+        self.allowed_blobs = BoundedSet(2_000_000)
+        self.signed_parents = BoundedMap(500_000)
+        self.signed_itself = BoundedSet(500_000)
+        self.stats = DeciderStats()
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[Decision]] = {}
+
+    # -- policy ---------------------------------------------------------------------------
+
+    def replace_policy(self, policy: Policy) -> None:
+        """Switch to a new policy; cached decisions of the old revision stop matching."""
+        self.policy = policy
+        self.decisions.clear()
+
+    def rule_for(self, repository: str) -> Rule | None:
+        return select_rule(self.policy, repository)
+
+    # -- pulls ----------------------------------------------------------------------------
+
+    def blob_allowed(self, repository: str, digest: str) -> bool:
+        """Tell whether `digest` belongs to a manifest allowed in `repository`."""
+        return (repository, digest) in self.allowed_blobs
+
+    async def decide_pull(
+        self, repository: str, reference: str, context: RequestContext
+    ) -> PullOutcome:
+        """Resolve `reference` in `repository`, decide, and return the bytes to serve or the denial."""
+        by_digest = is_digest(reference)
+        cached = self.manifests.get(repository, reference) if by_digest else None
+        if cached is not None:
+            media_type, raw, manifest = cached.media_type, cached.raw, cached.manifest
+            digest = reference
+        else:
+            try:
+                fetched = await self.client.get_manifest(repository, reference)
+            except NotFoundError as exc:
+                return PullOutcome(
+                    404, None, error_code=exc.code or "MANIFEST_UNKNOWN", message=str(exc)
+                )
+            except (DigestMismatchError, ManifestError, TooLargeError) as exc:
+                self.stats.upstream_errors += 1
+                logger.warning("upstream manifest %s:%s rejected: %s", repository, reference, exc)
+                self._audit_error(repository, reference, "", str(exc), context)
+                return PullOutcome(502, None, error_code="UNKNOWN", message=str(exc))
+            except (RegistryError, OCIError) as exc:
+                self.stats.upstream_errors += 1
+                logger.warning("upstream unavailable for %s:%s: %s", repository, reference, exc)
+                self._audit_error(repository, reference, "", str(exc), context)
+                return PullOutcome(
+                    503,
+                    None,
+                    error_code="UNAVAILABLE",
+                    message=f"could not fetch {repository}:{reference} from the upstream: {exc}",
+                )
+            media_type, raw, manifest = fetched.media_type, fetched.raw, fetched.manifest
+            digest = fetched.digest
+            self.manifests.put(repository, digest, CachedManifest(media_type, raw, manifest))
+
+        decision, from_cache = await self._decide_digest(repository, digest, manifest)
+        self._audit_decision(repository, reference, decision, context)
+        if not decision.allowed:
+            return PullOutcome(
+                403,
+                decision,
+                digest=digest,
+                error_code="DENIED",
+                message=decision.message(),
+                cached=from_cache,
+            )
+        self._remember_allowed(repository, digest, manifest, decision)
+        warning = decision.message() if decision.verdict is Verdict.DENY else ""
+        return PullOutcome(
+            200,
+            decision,
+            media_type=media_type,
+            raw=raw,
+            digest=digest,
+            warning=warning if decision.mode is not None and decision.mode.value == "warn" else "",
+            cached=from_cache,
+        )
+
+    async def _decide_digest(
+        self, repository: str, digest: str, manifest: Manifest
+    ) -> tuple[Decision, bool]:
+        rule = self.rule_for(repository)
+        key = (digest, self.policy.revision, rule.name if rule else "")
+        cached = self.decisions.get(key)
+        if cached is not None and cached.repository == repository:
+            self.stats.cache_hits += 1
+            return cached, True
+        inflight_key = (repository, *key)
+        inflight = self._inflight.get(inflight_key)
+        if inflight is not None:
+            return await asyncio.shield(inflight), False
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._inflight[inflight_key] = future
+        try:
+            decision = await self._evaluate(rule, repository, digest, manifest)
+            future.set_result(decision)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Retrieve the exception so asyncio does not log it as never retrieved.
+            future.exception()
+            raise
+        finally:
+            del self._inflight[inflight_key]
+        if not any(reason.code in _UNCACHED_REASONS for reason in decision.reasons):
+            self.decisions.put(key, decision)
+        verdict = decision.verdict.value
+        self.stats.decisions[verdict] = self.stats.decisions.get(verdict, 0) + 1
+        return decision, False
+
+    async def _evaluate(
+        self, rule: Rule | None, repository: str, digest: str, manifest: Manifest
+    ) -> Decision:
+        if rule is not None and rule.signatures is not None and is_accessory_manifest(manifest):
+            # Signatures and attestations are not signed themselves; verifiers must read them.
+            facts = Facts(
+                repository=repository,
+                digest=digest,
+                is_index=False,
+                signatures=(),
+                inherited_from=digest,
+            )
+            return evaluate(self.policy, rule, facts)
+        signatures: tuple[AuthorityEvidence, ...] = ()
+        children: tuple[tuple[str, tuple[AuthorityEvidence, ...]], ...] = ()
+        inherited = self.signed_parents.get((repository, digest))
+        if rule is not None and rule.signatures is not None and inherited is None:
+            authorities = _key_authorities(rule)
+            signatures = await self._evidence(repository, digest, authorities)
+            verified = any(item.status is EvidenceStatus.VERIFIED for item in signatures)
+            if verified:
+                self.signed_itself.add((repository, digest))
+            if (
+                manifest.is_index
+                and not verified
+                and rule.signatures.index_policy is IndexPolicy.SELF_OR_CHILDREN
+                and 0 < len(manifest.manifests) <= MAX_INDEX_CHILDREN_CHECKED
+            ):
+                child_digests = [child.digest for child in manifest.manifests]
+                results = await asyncio.gather(
+                    *(self._evidence(repository, child, authorities) for child in child_digests)
+                )
+                children = tuple(zip(child_digests, results, strict=True))
+        facts = Facts(
+            repository=repository,
+            digest=digest,
+            is_index=manifest.is_index,
+            signatures=signatures,
+            children=children,
+            inherited_from=inherited,
+        )
+        decision = evaluate(self.policy, rule, facts)
+        logger.debug(
+            "decided %s@%s: %s (rule %s)", repository, digest, decision.verdict, decision.rule
+        )
+        return decision
+
+    async def _evidence(
+        self, repository: str, digest: str, authorities: Sequence[KeyAuthority]
+    ) -> tuple[AuthorityEvidence, ...]:
+        results = await check_authorities(self.client, repository, digest, authorities)
+        return tuple(
+            AuthorityEvidence(
+                authority=name,
+                status=EvidenceStatus(result.status.value),
+                reasons=tuple(result.reasons),
+            )
+            for name, result in results.items()
+        )
+
+    def _remember_allowed(
+        self, repository: str, digest: str, manifest: Manifest, decision: Decision
+    ) -> None:
+        for blob in manifest.blob_digests():
+            self.allowed_blobs.add((repository, blob))
+        signed_index = (
+            manifest.is_index
+            and decision.verdict is Verdict.ALLOW
+            and (repository, digest) in self.signed_itself
+        )
+        if signed_index:
+            for child in manifest.manifests:
+                self.signed_parents.set((repository, child.digest), digest)
+
+    # -- invalidation ---------------------------------------------------------------------
+
+    def signatures_changed(self, digest: str) -> None:
+        """Forget decisions about `digest` after its signatures or attestations changed."""
+        dropped = self.decisions.invalidate_digest(digest)
+        if dropped:
+            logger.info("signatures of %s changed: %d cached decisions dropped", digest, dropped)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def _audit_decision(
+        self, repository: str, reference: str, decision: Decision, context: RequestContext
+    ) -> None:
+        if self.audit is None:
+            return
+        if decision.allowed:
+            outcome = (
+                "allow"
+                if decision.verdict is Verdict.ALLOW
+                else (decision.mode.value if decision.mode is not None else "allow")
+            )
+        else:
+            outcome = "deny"
+        self.audit.submit(
+            AuditRecord(
+                time=datetime.now(UTC),
+                request_id=context.request_id,
+                client_address=context.client_address,
+                identity=context.identity,
+                action="pull",
+                repository=repository,
+                reference=reference,
+                digest=decision.digest,
+                decision=outcome,
+                rule=decision.rule,
+                reasons=[reason.message for reason in decision.reasons],
+                policy_revision=decision.policy_revision,
+            )
+        )
+
+    def _audit_error(
+        self,
+        repository: str,
+        reference: str,
+        digest: str,
+        message: str,
+        context: RequestContext,
+        action: str = "pull",
+    ) -> None:
+        if self.audit is None:
+            return
+        self.audit.submit(
+            AuditRecord(
+                time=datetime.now(UTC),
+                request_id=context.request_id,
+                client_address=context.client_address,
+                identity=context.identity,
+                action=action,
+                repository=repository,
+                reference=reference,
+                digest=digest or None,
+                decision="error",
+                rule=None,
+                reasons=[message],
+                policy_revision=self.policy.revision,
+            )
+        )
+
+
+def _key_authorities(rule: Rule) -> list[KeyAuthority]:
+    assert rule.signatures is not None
+    return [
+        KeyAuthority(
+            name=authority.name,
+            public_key_pem=authority.key_pem,
+            signature_repository=authority.signature_repository,
+            rekor_public_key_pem=authority.rekor_public_key_pem,
+            tlog=authority.tlog,
+        )
+        for authority in rule.signatures.authorities
+    ]

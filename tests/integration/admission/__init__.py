@@ -1,0 +1,1 @@
+"""Admission webhooks against a real registry, the gate and podman."""
