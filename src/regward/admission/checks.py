@@ -3,7 +3,7 @@
 Perimeter rules (`allowedRegistries`, `requireDigest`) need no network and deny before the
 gate is asked. The remaining references go to the `ImageDecider` concurrently. A decision
 that is not ready when the budget runs out gets the configured failure mode, with a reason
-that says it timed out. Such a decision keeps running in the background, so its result lands
+stating that it timed out. Such a decision keeps running in the background, so its result lands
 in the gate's cache for the API server's retry.
 """
 
@@ -41,7 +41,7 @@ class ImageOutcome:
     allowed: bool
     warn: bool
     reason: str
-    """Why the image was denied or warned about; empty for a plain allow."""
+    """The reason for a denial or warning; empty for a plain allow."""
 
     digest: str | None = None
     """The digest the decision is about, when the gate resolved one."""
@@ -103,8 +103,11 @@ async def decide_references(
     timeout: float,
     digest_required: bool,
     namespace: str,
+    budget: float | None = None,
 ) -> dict[str, ImageOutcome]:
     """Decide each distinct reference, spending at most `timeout` seconds.
+
+    `budget` is the whole review's time, named in timeout reasons; it defaults to `timeout`.
 
     Returns:
         An outcome for every distinct reference, keyed by the reference text.
@@ -148,10 +151,11 @@ async def decide_references(
             continue
         _keep_in_background(task)
         allowed = settings.failure_mode is FailureMode.ALLOW
+        elapsed = budget if budget is not None else timeout
         logger.info(
             "image %s: decision timed out after %.1f s, %s by admission.failureMode",
             reference,
-            timeout,
+            elapsed,
             "allowed" if allowed else "denied",
         )
         outcomes[reference] = ImageOutcome(
@@ -159,7 +163,7 @@ async def decide_references(
             allowed=allowed,
             warn=allowed,
             reason=(
-                f"timed out after {timeout:.1f} s waiting for the decision "
+                f"timed out after {elapsed:.1f} s waiting for the decision "
                 f"(admission.failureMode: {settings.failure_mode})"
             ),
             timed_out=True,

@@ -48,7 +48,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 class FailureMode(StrEnum):
-    """What happens to an image whose decision is not ready within the budget."""
+    """The verdict for an image whose decision is not ready within the budget."""
 
     DENY = "deny"
     ALLOW = "allow"

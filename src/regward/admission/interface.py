@@ -33,7 +33,7 @@ class ImageVerdict:
     """Whether the rule denied the image but runs in `warn` mode, so the client gets a warning."""
 
     reason: str
-    """Why the image was denied or warned about, naming the rule; empty for a plain allow."""
+    """The reason for a denial or warning, naming the rule; empty for a plain allow."""
 
     timed_out: bool = False
     """Whether the evidence could not be fetched in time; `allowed` then carries the rule's

@@ -48,7 +48,7 @@ _RESOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass(frozen=True)
 class ManifestOptions:
-    """What `build_manifests` needs to know about the installation."""
+    """Installation settings for `build_manifests`."""
 
     namespace: str = "regward"
     service: str = "regward"
@@ -160,7 +160,7 @@ def _client_config(options: ManifestOptions, path: str) -> dict[str, Any]:
 
 
 def service_account(options: ManifestOptions) -> dict[str, Any]:
-    """The ServiceAccount the regward pods run as."""
+    """Build the ServiceAccount the regward pods run as."""
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
@@ -169,7 +169,7 @@ def service_account(options: ManifestOptions) -> dict[str, Any]:
 
 
 def cluster_role(options: ManifestOptions) -> dict[str, Any]:
-    """Read access to namespaces, for namespace label selectors."""
+    """Build the ClusterRole that reads namespaces, for namespace label selectors."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
@@ -179,7 +179,7 @@ def cluster_role(options: ManifestOptions) -> dict[str, Any]:
 
 
 def cluster_role_binding(options: ManifestOptions) -> dict[str, Any]:
-    """Binds the namespace reader role to regward's ServiceAccount."""
+    """Build the binding of the namespace reader role to regward's ServiceAccount."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
@@ -196,7 +196,7 @@ def cluster_role_binding(options: ManifestOptions) -> dict[str, Any]:
 
 
 def config_map(options: ManifestOptions) -> dict[str, Any]:
-    """The ConfigMap with `config.yaml` and `policy.yaml`, from `options.policy_text`.
+    """Build the ConfigMap with `config.yaml` and `policy.yaml` from `options.policy_text`.
 
     Raises:
         AdmissionConfigError: `options.upstream` is missing.
@@ -220,7 +220,7 @@ def config_map(options: ManifestOptions) -> dict[str, Any]:
 
 
 def deployment(options: ManifestOptions) -> dict[str, Any]:
-    """The Deployment running `regward serve` with TLS on `options.port`."""
+    """Build the Deployment that runs `regward serve` with TLS on `options.port`."""
     probe = {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}
     container = {
         "name": "regward",
@@ -298,7 +298,7 @@ def deployment(options: ManifestOptions) -> dict[str, Any]:
 
 
 def pod_disruption_budget(options: ManifestOptions) -> dict[str, Any]:
-    """Keeps one replica up during voluntary disruptions, because the webhooks fail closed."""
+    """Build the PodDisruptionBudget that keeps one replica up, because the webhooks fail closed."""
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -311,7 +311,7 @@ def pod_disruption_budget(options: ManifestOptions) -> dict[str, Any]:
 
 
 def service(options: ManifestOptions) -> dict[str, Any]:
-    """The Service the API server and Gatekeeper call, on port 443."""
+    """Build the Service that the API server and Gatekeeper call, on port 443."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -324,7 +324,7 @@ def service(options: ManifestOptions) -> dict[str, Any]:
 
 
 def validating_webhook_configuration(options: ManifestOptions) -> dict[str, Any]:
-    """Image checks on CREATE and UPDATE, and deployment record ends on DELETE."""
+    """Build the webhooks that check images on CREATE and UPDATE and end records on DELETE."""
     common = {
         "admissionReviewVersions": ["v1"],
         "matchPolicy": "Equivalent",
@@ -356,7 +356,7 @@ def validating_webhook_configuration(options: ManifestOptions) -> dict[str, Any]
 
 
 def mutating_webhook_configuration(options: ManifestOptions) -> dict[str, Any]:
-    """Rewrites allowed tag references to the digest that was decided."""
+    """Build the webhook that rewrites allowed tag references to the decided digest."""
     webhook = {
         "name": f"digests.{options.service_host}",
         "clientConfig": _client_config(options, MUTATE_PATH),
@@ -378,7 +378,7 @@ def mutating_webhook_configuration(options: ManifestOptions) -> dict[str, Any]:
 
 
 def gatekeeper_provider(options: ManifestOptions) -> dict[str, Any]:
-    """The Gatekeeper external data Provider that points at regward."""
+    """Build the Gatekeeper external data Provider that points at regward."""
     return {
         "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
         "kind": "Provider",
@@ -454,7 +454,7 @@ violation contains {{"msg": msg}} if {{
 
 
 def constraint_template(options: ManifestOptions) -> dict[str, Any]:
-    """An example ConstraintTemplate that denies objects with images regward denies."""
+    """Build an example ConstraintTemplate that denies objects with images regward denies."""
     return {
         "apiVersion": "templates.gatekeeper.sh/v1",
         "kind": "ConstraintTemplate",

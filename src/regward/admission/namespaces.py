@@ -21,6 +21,7 @@ import aiohttp
 
 from regward.admission.config import NAMESPACE_NAME_LABEL, AdmissionSettings, NamespaceLabelSource
 from regward.admission.interface import AdmissionConfigError, NamespaceLabelLookup
+from regward.errors import RegwardError
 
 logger = logging.getLogger(__name__)
 
@@ -205,4 +206,7 @@ async def labels_within(
         return await asyncio.wait_for(lookup.namespace_labels(namespace), timeout=max(timeout, 0))
     except TimeoutError:
         logger.warning("namespace %s: label lookup timed out after %.1f s", namespace, timeout)
+        return None
+    except RegwardError as exc:
+        logger.warning("namespace %s: label lookup failed: %s", namespace, exc)
         return None

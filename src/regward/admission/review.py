@@ -1,7 +1,7 @@
 """The validating and mutating admission webhooks: `admission.k8s.io/v1` AdmissionReview in, out.
 
 `validate` checks every image of a Pod or of the pod template of a workload: perimeter rules
-first, then the gate's decision for each reference, all within the review's budget. It answers
+first, then the gate's decision for each reference, all within the review's budget. It responds
 with the request's `uid`; a denial names each failing image with its reason, and images that a
 `warn` rule denied come back as `warnings`. Admitted workloads are recorded as deployments,
 except for dry-run requests. DELETE requests end the workload's records.
@@ -111,7 +111,7 @@ class AdmissionAnswer:
     """The digest decided for each image reference, for deployment records; not sent."""
 
     def to_bytes(self) -> bytes:
-        """Serialise the answer as an AdmissionReview response body."""
+        """Serialise the response as an AdmissionReview body."""
         response: dict[str, Any] = {"uid": self.uid, "allowed": self.allowed}
         if not self.allowed:
             response["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
@@ -156,7 +156,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def status_body(code: int, message: str) -> bytes:
-    """Return a Kubernetes `Status` object as the body of an error answer."""
+    """Return a Kubernetes `Status` object as the body of an error response."""
     reason = {
         400: "BadRequest",
         404: "NotFound",
@@ -244,6 +244,7 @@ class _Clock:
     """Remaining time of one review's budget."""
 
     def __init__(self, budget: float) -> None:
+        self.budget = budget
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + budget
 
@@ -332,6 +333,7 @@ async def _validate_request(
         timeout=clock.remaining(),
         digest_required=digest_required,
         namespace=_namespace_of(request),
+        budget=clock.budget,
     )
 
     # (3): the answer: every failing image with its reason, warnings for the rest.
@@ -393,7 +395,7 @@ async def _record(
         return
     try:
         if request.operation == "DELETE":
-            await asyncio.to_thread(recorder.end, namespace or request.namespace or "", kind, name)
+            await asyncio.to_thread(recorder.end, namespace, kind, name)
             return
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return
@@ -415,7 +417,7 @@ async def _record(
             recorder.record, namespace, kind, name, containers, request_uid=request.uid
         )
     except (RecordsError, MalformedReviewError) as exc:
-        # The admission itself stands; a lost record is logged, not turned into a denial.
+        # The admission is kept; a lost record is logged, not turned into a denial.
         logger.error("admission %s: deployment record not written: %s", request.uid, exc)
 
 
@@ -479,6 +481,7 @@ async def _mutate_request(
         timeout=clock.remaining(),
         digest_required=False,
         namespace=_namespace_of(request),
+        budget=clock.budget,
     )
     operations: list[dict[str, str]] = []
     for image in tagged:

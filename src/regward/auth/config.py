@@ -43,6 +43,8 @@ from pydantic.alias_generators import to_camel
 
 from regward.auth.errors import AuthConfigError
 from regward.auth.scope import Action
+from regward.policy.errors import PatternError
+from regward.policy.match import check_repository_pattern
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -131,7 +133,7 @@ class OidcGrant(_Model):
     claims: dict[str, str] = Field(min_length=1)
     """Claim name to glob pattern; every listed claim must be present and match."""
     repositories: list[str] = Field(min_length=1)
-    """Repository globs (`*` within one path segment, `**` across segments)."""
+    """Repository globs in the policy file's syntax: `*` within a segment, `**` for any segments."""
     actions: list[Action] = Field(min_length=1)
     """Actions allowed on matching repositories."""
 
@@ -148,8 +150,10 @@ class OidcGrant(_Model):
     @classmethod
     def _repository_globs(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            if not pattern or pattern != pattern.strip() or any(c.isspace() for c in pattern):
-                raise ValueError(f"invalid repository pattern {pattern!r}: expected e.g. acme/app")
+            try:
+                check_repository_pattern(pattern)
+            except PatternError as exc:
+                raise ValueError(str(exc)) from exc
         return value
 
 

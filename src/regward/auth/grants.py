@@ -1,8 +1,10 @@
 """Identities and their grants: what a verified credential may do on which repositories.
 
 An identity comes from a CI OIDC token (named `<policy>:<sub>`) or from a static token (named
-`token:<id>`). Its grants are repository globs with actions. The catalog, which lists every
-repository name, is allowed only to an identity that may pull every repository (a grant on `**`).
+`token:<id>`). Its grants are repository globs with actions. Repository globs have the policy file's
+syntax (`regward.policy.match`): `*` and `?` within one path segment, `**` as a whole segment for
+any number of segments. The catalog, which lists every repository name, is allowed only to an
+identity that may pull every repository (a grant on `**`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from regward.auth.scope import CATALOG_ACTION, Action, ResourceScope, glob_match
+from regward.auth.scope import CATALOG_ACTION, Action, ResourceScope
+from regward.policy.errors import PatternError
+from regward.policy.match import glob_match as repository_glob_match
+
+
+def repository_matches(pattern: str, repository: str) -> bool:
+    """Return whether a repository glob matches; an invalid glob matches nothing."""
+    try:
+        return repository_glob_match(pattern, repository)
+    except PatternError:
+        return False
 
 
 class IdentityKind(enum.StrEnum):
@@ -30,7 +42,7 @@ class Grant:
     """Actions allowed on the repositories whose names match one of the globs."""
 
     repositories: tuple[str, ...]
-    """Repository globs; see `regward.auth.scope.glob_match`."""
+    """Repository globs in the policy file's syntax."""
     actions: frozenset[Action]
 
 
@@ -61,7 +73,7 @@ class Identity:
         """
         allowed: set[Action] = set()
         for grant in self.grants:
-            if any(glob_match(pattern, repository) for pattern in grant.repositories):
+            if any(repository_matches(pattern, repository) for pattern in grant.repositories):
                 allowed |= grant.actions
         if (
             push_requires_oidc

@@ -1,4 +1,4 @@
-"""Docker token scopes, repository names, actions and the glob patterns used in grants.
+"""Docker token scopes, repository names, actions, and the glob patterns used on OIDC claims.
 
 A scope is `type[(class)]:name:action[,action…]`, for example `repository:acme/app:pull,push` or
 `registry:catalog:*`, as the Docker registry token specification defines it. The name may itself
@@ -162,9 +162,10 @@ def _compile_glob(pattern: str) -> re.Pattern[str]:
 
 
 def glob_match(pattern: str, value: str) -> bool:
-    """Match `value` against a glob where `*` and `?` stay within one `/`-separated segment.
+    """Match a claim value against a glob where `*` and `?` stay within one `/`-separated segment.
 
-    `**` matches any characters including `/`, so `acme/*` matches `acme/app` but not
-    `acme/team/app`, and `acme/**` matches both. Every other character is literal.
+    `**` matches any characters including `/`, so `refs/heads/*` matches `refs/heads/main` but
+    not `refs/heads/team/x`, and `refs/heads/**` matches both. Every other character is literal.
+    Repository globs use the policy file's syntax instead (`regward.policy.match`).
     """
     return _compile_glob(pattern).fullmatch(value) is not None

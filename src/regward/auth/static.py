@@ -28,6 +28,8 @@ from regward.auth.errors import AuthenticationError, TokenStoreError
 from regward.auth.grants import Grant, Identity, IdentityKind
 from regward.auth.models import StaticTokenRow
 from regward.auth.scope import Action
+from regward.policy.errors import PatternError
+from regward.policy.match import check_repository_pattern
 from regward.store.db import SQLITE_BEGIN_IMMEDIATE
 
 logger = logging.getLogger(__name__)
@@ -171,7 +173,7 @@ class StaticTokenStore:
         """Create a token and return it with its secret, which cannot be read again.
 
         Args:
-            repositories: repository names or globs the token covers.
+            repositories: repository names or globs (policy file syntax) the token covers.
             actions: actions allowed on them.
             expires_in: seconds until the token expires, at most the configured maximum.
             description: free text shown by `regward token list`.
@@ -184,6 +186,11 @@ class StaticTokenStore:
             raise TokenStoreError("a static token needs at least one repository")
         if not actions:
             raise TokenStoreError("a static token needs at least one action")
+        for pattern in repositories:
+            try:
+                check_repository_pattern(pattern)
+            except PatternError as exc:
+                raise TokenStoreError(str(exc)) from exc
         self._check_lifetime(expires_in)
         now = self._now()
         token_id = secrets.token_hex(6)

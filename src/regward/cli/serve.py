@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from regward.gate.app import create_app
+    from regward.gate.splice import SpliceHttpProtocol
     from regward.gate.settings import build_settings
 
     settings = build_settings(
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         host=settings.listen_host,
         port=settings.listen_port,
         loop="uvloop",
-        http="httptools",
+        http=SpliceHttpProtocol,
         lifespan="on",
         access_log=False,
         log_level="warning",

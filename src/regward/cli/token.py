@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from regward.auth.config import AuthSettings, format_duration, load_auth_settings, parse_duration
-from regward.auth.scope import Action, is_repository_name
+from regward.auth.scope import Action
 from regward.auth.static import StaticToken, StaticTokenStore
 from regward.cli.main import EXIT_OK
+from regward.policy.errors import PatternError
+from regward.policy.match import check_repository_pattern
 from regward.store.db import Store
 
 logger = logging.getLogger(__name__)
@@ -51,13 +53,12 @@ def _actions(text: str) -> list[Action]:
 
 
 def _repository(text: str) -> str:
-    # A glob is valid when replacing its wildcards with a letter gives a valid repository name.
-    probe = text.replace("**", "a").replace("*", "a").replace("?", "a")
-    if not is_repository_name(probe):
+    try:
+        check_repository_pattern(text)
+    except PatternError as exc:
         raise argparse.ArgumentTypeError(
-            f"invalid repository {text!r}: expected a name such as acme/app, or a glob such as "
-            "acme/* or acme/**"
-        )
+            f"{exc}; expected a name such as acme/app, or a glob such as acme/* or acme/**"
+        ) from exc
     return text
 
 

@@ -15,6 +15,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+
 from regward.gate.audit import AuditWriter
 from regward.gate.decider import Decider, RequestContext
 from regward.gate.http import (
@@ -33,10 +35,11 @@ from regward.gate.http import (
 from regward.gate.metrics import GateMetrics
 from regward.gate.push import PushController
 from regward.gate.settings import GateSettings
+from regward.gate.splice import SPLICE_EXTENSION, Splice
 from regward.logs import request_id
 from regward.oci.client import Credentials, RegistryClient
 from regward.oci.digest import is_digest
-from regward.oci.errors import OCIError
+from regward.oci.errors import NotFoundError, OCIError
 from regward.policy.load import load_policy
 from regward.policy.model import BlobAccess, Policy
 from regward.store.db import Store
@@ -86,6 +89,7 @@ class Gate:
         self.audit = AuditWriter(self.store)
         self.metrics = GateMetrics()
         self.client: RegistryClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self.decider: Decider | None = None
         self.push: PushController | None = None
         self.auth: Any = None
@@ -104,10 +108,18 @@ class Gate:
             credentials = Credentials(
                 self.settings.upstream_username, self.settings.upstream_password or ""
             )
+        # The gate's own session: large socket reads make relayed blobs cost fewer event-loop
+        # turns, and bodies are relayed exactly as the upstream sent them.
+        self._session = aiohttp.ClientSession(
+            auto_decompress=False,
+            read_bufsize=RELAY_CHUNK,
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=300),
+        )
         self.client = RegistryClient(
             self.settings.upstream,
             credentials=credentials,
             insecure=self.settings.upstream_insecure,
+            session=self._session,
         )
         self.decider = Decider(
             self.policy,
@@ -141,6 +153,8 @@ class Gate:
         self.audit.stop()
         if self.client is not None:
             await self.client.close()
+        if self._session is not None:
+            await self._session.close()
         self.store.close()
         self._started = False
         logger.info("gate stopped")
@@ -314,7 +328,51 @@ class Gate:
             )
             await send_error(send, 403, "DENIED", message)
             return
+        splice = scope.get("extensions", {}).get(SPLICE_EXTENSION)
+        if splice is not None and header(scope, b"range") is None:
+            await self._relay_blob(scope, send, route, splice)
+            return
         await self.forward(scope, None, send)
+
+    async def _relay_blob(self, scope: Scope, send: Send, route: Route, splice: Splice) -> None:
+        """Relay a whole blob, moving the body with splice() when both sides are plain TCP."""
+        assert self.client is not None
+        try:
+            response = await self.client.open_blob(route.name, route.reference)
+        except OCIError as exc:
+            status = 404 if isinstance(exc, NotFoundError) else 503
+            code = "BLOB_UNKNOWN" if status == 404 else "UNAVAILABLE"
+            await send_error(send, status, code, f"blob {route.reference}: {exc}")
+            return
+        try:
+            length = response.content_length
+            connection = response.connection
+            transport = connection.transport if connection is not None else None
+            source = transport.get_extra_info("socket") if transport is not None else None
+            plain_tcp = transport is not None and transport.get_extra_info("sslcontext") is None
+            if response.status != 200 or length is None or source is None or not plain_tcp:
+                await self._stream_response(response, send, "GET")
+                return
+            # Take what aiohttp already read, then stop it reading, with no await in between, so
+            # every later body byte is still in the socket for splice().
+            buffered = response.content.read_nowait(-1)
+            transport.pause_reading()  # type: ignore[union-attr]
+            headers = [API_HEADER, (b"content-length", str(length).encode())]
+            for key in ("Content-Type", "Docker-Content-Digest", "ETag", "Accept-Ranges"):
+                value = response.headers.get(key)
+                if value is not None:
+                    headers.append((key.lower().encode(), value.encode("latin-1")))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            if buffered:
+                await send({"type": "http.response.body", "body": buffered, "more_body": True})
+            remaining = length - len(buffered)
+            if remaining > 0:
+                await splice(source.fileno(), remaining)
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            # The upstream connection's parser state no longer matches its socket, so it is closed
+            # instead of going back to the pool.
+            response.close()
 
     # -- pass-through ---------------------------------------------------------------------
 
@@ -345,25 +403,31 @@ class Gate:
             await send_error(send, 503, "UNAVAILABLE", f"upstream registry unavailable: {exc}")
             return
         try:
-            out_headers = [API_HEADER]
-            for key, value in response.headers.items():
-                lower = key.lower()
-                if lower in _RESPONSE_SKIP or lower == "docker-distribution-api-version":
-                    continue
-                if lower == "location":
-                    value = self._relative_location(value)
-                out_headers.append((lower.encode("latin-1"), value.encode("latin-1")))
-            await send(
-                {"type": "http.response.start", "status": response.status, "headers": out_headers}
-            )
-            if method == "HEAD":
-                await send({"type": "http.response.body", "body": b""})
-                return
-            async for chunk in response.content.iter_chunked(RELAY_CHUNK):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            await self._stream_response(response, send, method)
         finally:
             response.release()
+
+    async def _stream_response(
+        self, response: aiohttp.ClientResponse, send: Send, method: str
+    ) -> None:
+        """Send an upstream response's status, headers and body to the client."""
+        out_headers = [API_HEADER]
+        for key, value in response.headers.items():
+            lower = key.lower()
+            if lower in _RESPONSE_SKIP or lower == "docker-distribution-api-version":
+                continue
+            if lower == "location":
+                value = self._relative_location(value)
+            out_headers.append((lower.encode("latin-1"), value.encode("latin-1")))
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": out_headers}
+        )
+        if method == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        async for chunk in response.content.iter_chunked(RELAY_CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     def _relative_location(self, value: str) -> str:
         upstream = self.settings.upstream

@@ -1,10 +1,10 @@
 """Registry credentials, access scopes and the Docker token flow (distribution auth/token.md).
 
-A registry that wants a token answers 401 with
+A registry that wants a token responds with 401 and
 `WWW-Authenticate: Bearer realm="…",service="…",scope="…"`. The client then GETs the realm with
 `service` and one `scope` parameter per scope, sending Basic credentials if it has any, and
 retries with `Authorization: Bearer <token>`. Tokens are cached per scope until shortly before
-`expires_in` (60 s when absent, as the token spec says).
+`expires_in`, which the token spec defaults to 60 s.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ async def fetch_token(
 
     Raises:
         AuthenticationError: the service rejected the credentials or sent no usable token.
-        RegistryUnavailableError: the service could not be reached or answered 5xx or 429.
+        RegistryUnavailableError: the service could not be reached or returned 5xx or 429.
     """
     query: list[tuple[str, str]] = []
     if service:
@@ -204,7 +204,7 @@ async def fetch_token(
         )
     if status != 200:
         raise AuthenticationError(
-            f"token service {shown_realm} answered HTTP {status}",
+            f"token service {shown_realm} returned HTTP {status}",
             url=shown_realm,
             status_code=status,
         )
@@ -241,7 +241,7 @@ async def fetch_token(
 
 
 def unusable_challenge_error(url: str, schemes: list[str], has_credentials: bool) -> RegistryError:
-    """Build the error for a 401 whose challenges the client cannot answer."""
+    """Build the error for a 401 whose challenges the client cannot meet."""
     if "basic" in schemes and not has_credentials:
         return AuthenticationError(
             f"registry at {url} requires credentials (Basic) and none are configured",
@@ -250,7 +250,7 @@ def unusable_challenge_error(url: str, schemes: list[str], has_credentials: bool
         )
     listed = ", ".join(schemes) if schemes else "none"
     return AuthenticationError(
-        f"registry at {url} answered 401 with no supported challenge (schemes: {listed})",
+        f"registry at {url} returned 401 with no supported challenge (schemes: {listed})",
         url=url,
         status_code=401,
     )

@@ -78,7 +78,7 @@ class _Scanner:
         raise self.error("unterminated quoted string")
 
     def read_token68(self) -> str | None:
-        """Read a token68 if one stands here alone (followed by end, comma or space+comma)."""
+        """Read a token68 if the challenge ends after it (at the end of text or a comma)."""
         start = self.pos
         while self.peek() and self.peek() in _TOKEN68_CHARS:
             self.pos += 1

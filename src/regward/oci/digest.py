@@ -2,7 +2,7 @@
 
 regward implements the two algorithms the OCI image spec registers with hashlib support:
 sha256 (64 lowercase hex characters) and sha512 (128). Other algorithms, including the
-registered `blake3`, are rejected with an error that says so.
+registered `blake3`, raise an InvalidDigestError that names the algorithm.
 """
 
 from __future__ import annotations

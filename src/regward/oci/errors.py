@@ -49,7 +49,7 @@ class TooLargeError(OCIError):
 
 
 class RegistryError(OCIError):
-    """A registry answered with an error, or the exchange with it failed."""
+    """A registry returned an error, or the exchange with it failed."""
 
     def __init__(
         self,
@@ -69,7 +69,7 @@ class RegistryError(OCIError):
 
 
 class NotFoundError(RegistryError):
-    """The registry answered 404: the repository, manifest or blob does not exist there."""
+    """The registry returned 404: the repository, manifest or blob does not exist there."""
 
 
 class AuthenticationError(RegistryError):
@@ -84,7 +84,7 @@ class AuthenticationError(RegistryError):
 
 
 class RegistryUnavailableError(RegistryError):
-    """The registry could not be reached or did not answer usefully (5xx, 429, timeout).
+    """The registry could not be reached or returned no usable response (5xx, 429, timeout).
 
     This means "could not fetch", which is distinct from "not found": the content may exist.
     """

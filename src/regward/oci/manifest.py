@@ -32,8 +32,8 @@ DEFAULT_MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_DESCRIPTOR_SIZE = 2**63 - 1
 """Descriptor sizes are int64 in the image spec."""
 
-# Content-Type values that say nothing about the manifest type. Some servers send them for any
-# JSON body, so they are treated like a missing header instead of a contradiction.
+# Content-Type values that carry no information about the manifest type. Some servers send them
+# for any JSON body, so they are treated like a missing header instead of a contradiction.
 _GENERIC_CONTENT_TYPES = frozenset(
     {"", "application/json", "application/octet-stream", "text/plain"}
 )
@@ -122,7 +122,7 @@ class Manifest:
         return frozenset(digests)
 
     def descriptor(self) -> Descriptor:
-        """A descriptor of this manifest, as an index or a referrers list would carry it."""
+        """Build the descriptor of this manifest that an index or a referrers list would contain."""
         return Descriptor(
             media_type=self.media_type,
             digest=self.digest,
@@ -315,12 +315,16 @@ def parse_manifest(
     """Parse and validate manifest or index bytes.
 
     Steps, in order:
-    (1) reject bodies larger than `max_size`; (2) compute the digest of `raw`; (3) decode strict
-    JSON (UTF-8, an object, no duplicate keys, no NaN); (4) require `schemaVersion` 2 and reject
-    Docker schema 1; (5) resolve the media type from the body `mediaType`, else from an OCI
-    `content_type`, and reject a contradiction between the two; (6) check that the fields match
-    the type, so an index carries `manifests` and no `config` or `layers`, and an image manifest
-    the reverse; (7) validate every descriptor.
+
+    1. Reject bodies larger than `max_size`.
+    2. Compute the digest of `raw`.
+    3. Decode strict JSON: UTF-8, an object, no duplicate keys, no NaN.
+    4. Require `schemaVersion` 2 and reject Docker schema 1.
+    5. Take the media type from the body `mediaType`, else from an OCI `content_type`, and
+       reject a contradiction between the two.
+    6. Check that the fields match the type. An index has `manifests` and no `config` or
+       `layers`, and an image manifest the reverse.
+    7. Validate every descriptor.
 
     Args:
         raw: the manifest bytes exactly as served.

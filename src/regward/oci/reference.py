@@ -32,6 +32,7 @@ DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.dock
 MAX_NAME_LENGTH = 255
 """Maximum length of `registry/repository`, as in distribution."""
 MAX_TAG_LENGTH = 128
+"""Maximum length of a tag."""
 
 _MAX_INPUT_LENGTH = 1024
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -177,8 +177,8 @@ class DecompressedStream:
     """A file-like reader of a layer's tar bytes that sniffs the compression from the leading bytes
     and charges every decompressed byte to the image's `Budget`.
 
-    A producer thread reads the blob (hashing it, through the caller's reader) and decompresses it
-    while the caller parses tar headers: zlib, zstd and hashlib release the GIL, so on a machine
+    A producer thread reads the blob through the caller's (hashing) reader and decompresses it
+    while the caller parses tar headers. zlib, zstd and hashlib release the GIL, so on a machine
     with two cores the inflate and the Python parsing overlap. `close` must be called.
     """
 
@@ -309,7 +309,7 @@ class _Symlink:
 class _Hardlink:
     path: str
     target: str
-    wanted: bool
+    requested: bool
 
 
 @dataclass(frozen=True)
@@ -333,8 +333,8 @@ class LayerIndex:
 def normalize_path(name: str) -> str | None:
     """Return `name` as a path relative to the image root, or `None` if it would leave the root.
 
-    Leading `/` and `./` are dropped, so absolute names stay inside the root as container runtimes
-    treat them; `..` components are resolved lexically and must not climb above the root.
+    Leading `/` and `./` are dropped, so absolute names stay inside the root, as container runtimes
+    treat them. `..` components are resolved lexically and must not climb above the root.
     """
     if name.startswith("./"):
         name = name[2:]
@@ -452,7 +452,7 @@ def _read_entries(
                 captured[path] = linked
                 index.entries.append(linked)
             else:
-                index.entries.append(_Hardlink(path, target, wanted=request is not None))
+                index.entries.append(_Hardlink(path, target, requested=request is not None))
             continue
         if kind != REGULAR:
             continue
@@ -573,7 +573,7 @@ class LayerFileSystem:
         target = self._lookup(link.target, follow_last=False)
         if isinstance(target, IndexedFile):
             self._put(link.path, replace(target, path=link.path))
-        elif link.wanted:
+        elif link.requested:
             self._skipped.append(
                 f"{digest}: {link.path} is a hard link to {link.target}, which was not indexed"
             )

@@ -47,7 +47,7 @@ class Limits:
     max_entries: int = 2_000_000
     """Total tar entries over all layers of one image."""
     max_path_length: int = 4096
-    """Longest tar entry name or link target, in bytes of UTF-8."""
+    """Maximum length of a tar entry name or link target, in characters."""
     max_file_bytes: int = 64 * MiB
     """Largest metadata file (dpkg status, METADATA, package.json, …) read into memory."""
     max_binary_bytes: int = 512 * MiB
@@ -136,7 +136,7 @@ class FileSystem(Protocol):
 
 @dataclass(frozen=True)
 class CatalogerResult:
-    """What one cataloger found."""
+    """The packages and skip reasons from one cataloger."""
 
     packages: tuple[Package, ...] = ()
     skipped: tuple[str, ...] = ()

@@ -1,8 +1,8 @@
 """Catalog an image straight from a registry, streaming and verifying each layer.
 
-The event loop reads the blob bodies; worker threads decompress and index them. A thread asks the
-loop for the next chunk with `run_coroutine_threadsafe`, so the loop is never blocked, and at most
-`LAYER_CONCURRENCY` layers are read at once.
+The event loop reads the blob bodies and worker threads decompress and index them. A worker
+requests each chunk from the loop with `run_coroutine_threadsafe`, so the loop is never blocked.
+At most `LAYER_CONCURRENCY` layers are read at once.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ async def image_manifest(client: RegistryLike, repository: str, reference: str) 
         ImageSourceError: an index has no manifest for this platform, or indexes nest too deep.
     """
     where = f"{repository}@{reference}"
-    wanted = host_architecture()
+    architecture = host_architecture()
     for _ in range(4):
         manifest: Manifest = (await client.get_manifest(repository, reference)).manifest
         if not manifest.is_index:
@@ -83,12 +83,12 @@ async def image_manifest(client: RegistryLike, repository: str, reference: str) 
                 for d in images
                 if d.platform is not None
                 and d.platform.os == "linux"
-                and d.platform.architecture == wanted
+                and d.platform.architecture == architecture
             ),
             images[0] if len(images) == 1 else None,
         )
         if chosen is None:
-            raise ImageSourceError(f"{where}: the index has no linux/{wanted} manifest")
+            raise ImageSourceError(f"{where}: the index has no linux/{architecture} manifest")
         reference = chosen.digest
     raise ImageSourceError(f"{where}: indexes nested more than 4 levels")
 

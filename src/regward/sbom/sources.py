@@ -147,22 +147,22 @@ class _Descriptor:
     """(os, architecture), when the descriptor has a platform."""
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: Path, description: str) -> Any:
     try:
         with path.open("rb") as handle:
             raw = handle.read(_MAX_JSON_BYTES + 1)
     except OSError as exc:
-        raise ImageSourceError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise ImageSourceError(f"cannot read {description} {path}: {exc.strerror}") from exc
     if len(raw) > _MAX_JSON_BYTES:
-        raise ImageSourceError(f"{what} {path} is larger than {_MAX_JSON_BYTES} bytes")
-    return _parse_json(raw, f"{what} {path}")
+        raise ImageSourceError(f"{description} {path} is larger than {_MAX_JSON_BYTES} bytes")
+    return _parse_json(raw, f"{description} {path}")
 
 
-def _parse_json(raw: bytes, what: str) -> Any:
+def _parse_json(raw: bytes, description: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise ImageSourceError(f"{what} is not valid JSON: {exc}") from exc
+        raise ImageSourceError(f"{description} is not valid JSON: {exc}") from exc
 
 
 def _descriptors(body: Any, key: str, where: str) -> list[_Descriptor]:
@@ -242,13 +242,13 @@ def _pick_platform(manifests: list[_Descriptor], where: str) -> _Descriptor:
     ]
     if not images:
         raise ImageSourceError(f"{where}: the index lists no image manifests")
-    wanted = host_architecture()
+    architecture = host_architecture()
     for descriptor in images:
-        if descriptor.platform == ("linux", wanted):
+        if descriptor.platform == ("linux", architecture):
             return descriptor
     if len(images) == 1:
         return images[0]
-    raise ImageSourceError(f"{where}: the index has no linux/{wanted} manifest")
+    raise ImageSourceError(f"{where}: the index has no linux/{architecture} manifest")
 
 
 def _load_layers(root: Path, descriptor: _Descriptor, where: str) -> list[_Descriptor]:
@@ -281,7 +281,7 @@ def oci_layout_layers(path: str | os.PathLike[str], tag: str | None = None) -> l
     if len(candidates) != 1:
         tags = sorted(d.annotations.get(_REF_NAME, d.digest) for d in manifests)
         raise ImageSourceError(
-            f"{root} holds {len(candidates)} images; name one with oci:DIR:TAG"
+            f"{root} contains {len(candidates)} matching images: choose one with oci:DIR:TAG"
             f" (tags: {', '.join(tags) or 'none'})"
         )
     layers = _load_layers(root, candidates[0], str(root))
@@ -315,7 +315,7 @@ def docker_archive_layers(path: str | os.PathLike[str]) -> list[LayerBlob]:
     older `<id>/layer.tar` layers against the config's `rootfs.diff_ids`.
 
     Raises:
-        ImageSourceError: the file is not a docker-archive or holds more than one image.
+        ImageSourceError: the file is not a docker-archive or contains more than one image.
     """
     archive_path = Path(path)
     try:

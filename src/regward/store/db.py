@@ -12,6 +12,8 @@ other processes using the same file. PostgreSQL is reached through psycopg 3.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -471,7 +473,7 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, wal: bool) -> Non
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, timeout=busy_timeout_ms / 1000)
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
@@ -480,6 +482,27 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, wal: bool) -> Non
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(SQLITE_BEGIN_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enable_wal(cursor: sqlite3.Cursor, *, timeout: float) -> None:
+    """Switch the database file to WAL mode, retrying while another connection locks it.
+
+    SQLite returns "database is locked" for this pragma without calling the busy handler when
+    another connection holds a lock, which happens when two processes open a new file at once.
+    The mode is stored in the file, so only the first connections to a new file can collide.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            logger.debug("switching to WAL mode: %s, retrying in %.3f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _to_record(row: AuditLogEntry) -> AuditRecord:

@@ -257,12 +257,17 @@ def _purl(package: Package) -> PackageURL | None:
         return None
 
 
+def _qualifiers(purl: PackageURL) -> dict[str, str]:
+    # packageurl-python returns qualifiers as a dict when parsing a string.
+    qualifiers: object = purl.qualifiers
+    return {str(k): str(v) for k, v in qualifiers.items()} if isinstance(qualifiers, dict) else {}
+
+
 def _distro_from_purl(purl: PackageURL | None) -> tuple[str, str] | None:
     """Return `(id, release)` from a purl's `distro=` qualifier and namespace."""
     if purl is None:
         return None
-    qualifiers = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
-    distro = str(qualifiers.get("distro", ""))
+    distro = str(_qualifiers(purl).get("distro", ""))
     namespace = (purl.namespace or "").lower()
     if distro:
         match = re.fullmatch(r"([a-z]+)-(.+)", distro)
@@ -316,9 +321,9 @@ def _package_distro(package: Package, purl: PackageURL | None) -> tuple[str, str
 
 def _upstream_qualifier(purl: PackageURL | None) -> tuple[str | None, str | None]:
     """Return the source name and version from a purl's `upstream=<name>[@<version>]` qualifier."""
-    if purl is None or not isinstance(purl.qualifiers, dict):
+    if purl is None:
         return None, None
-    upstream = str(purl.qualifiers.get("upstream", ""))
+    upstream = str(_qualifiers(purl).get("upstream", ""))
     if not upstream:
         return None, None
     name, _, version = upstream.partition("@")
@@ -350,7 +355,7 @@ def queries_for(package: Package) -> tuple[PackageQuery, ...]:
     * deb: the `Source:` name and source version, else the purl `upstream=` qualifier, else the
       binary name and version. A `~bpoN` backport also consults release N+1, which it was built from.
     * apk on Alpine: the origin (`o:`), else the purl `upstream=`, else the name. On Wolfi and
-      Chainguard, whose advisories list subpackages, the binary name first, then the origin.
+      Chainguard, whose advisories list each affected subpackage, the binary name.
     * rpm: the binary name, since AlmaLinux and Red Hat data list binary RPMs; then the source RPM.
     * Go: `stdlib` versions lose the `go` prefix and `X:` experiments; `go` is renamed `stdlib`.
     * Other language types: the ecosystem of the purl type.
@@ -399,14 +404,11 @@ def _distro_queries(package: Package, purl: PackageURL | None) -> tuple[PackageQ
                 ecosystems = (f"Debian:{backport_release}", *ecosystems)
         return (PackageQuery(ecosystems, source_name or package.name, version),)
     if package.type == "apk":
-        version = source_version or package.version
-        origin = source_name or package.name
-        if base in ("Wolfi", "Chainguard") and origin != package.name:
-            return (
-                PackageQuery(ecosystems, package.name, package.version),
-                PackageQuery(ecosystems, origin, version),
-            )
-        return (PackageQuery(ecosystems, origin, version),)
+        if base in ("Wolfi", "Chainguard"):
+            # Their advisories list every affected subpackage by name; looking up the origin would
+            # flag subpackages that an advisory leaves out as unaffected.
+            return (PackageQuery(ecosystems, package.name, package.version),)
+        return (PackageQuery(ecosystems, source_name or package.name, source_version or package.version),)
     queries = [PackageQuery(ecosystems, package.name, package.version)]
     if source_name and source_name != package.name:
         queries.append(PackageQuery(ecosystems, source_name, source_version or package.version))

@@ -248,7 +248,9 @@ class _Loader:
 
     def add_bytes(self, source: str, data: bytes) -> None:
         if len(data) > self.limits.max_record_bytes:
-            self.skip(source, f"{len(data)} bytes exceeds the limit of {self.limits.max_record_bytes}")
+            self.skip(
+                source, f"{len(data)} bytes exceeds the limit of {self.limits.max_record_bytes}"
+            )
             return
         if not source.endswith((".yaml", ".yml")) and data.lstrip()[:1] == b"{":
             # Most files hold one JSON record: validate the bytes directly, which is fastest.
@@ -258,7 +260,9 @@ class _Loader:
             except OSVRecordError:
                 pass
         try:
-            decoded = yaml.safe_load(data) if source.endswith((".yaml", ".yml")) else json.loads(data)
+            decoded = (
+                yaml.safe_load(data) if source.endswith((".yaml", ".yml")) else json.loads(data)
+            )
         except (ValueError, yaml.YAMLError) as exc:
             self.skip(source, f"not valid JSON or YAML: {exc}")
             return
@@ -294,7 +298,9 @@ class _Loader:
                 self.add_record(record, canonical_json(record_to_json(record)))
         if self.skipped:
             logger.info("feed load skipped %d inputs that are not OSV records", len(self.skipped))
-        digests = {record_id: hashlib.sha256(raw).hexdigest() for record_id, raw in self.raw.items()}
+        digests = {
+            record_id: hashlib.sha256(raw).hexdigest() for record_id, raw in self.raw.items()
+        }
         return Feed.from_records(self.records, digests=digests, skipped=self.skipped)
 
 
@@ -311,7 +317,7 @@ def _add_directory(loader: _Loader, directory: Path) -> None:
             if size > loader.limits.max_record_bytes:
                 loader.skip(
                     str(path),
-                    f"{size} bytes is more than the limit of {loader.limits.max_record_bytes}",
+                    f"{size} bytes exceeds the limit of {loader.limits.max_record_bytes}",
                 )
                 continue
             data = path.read_bytes()
@@ -330,7 +336,7 @@ def _add_zip(loader: _Loader, archive: Path) -> None:
                 if member.file_size > loader.limits.max_record_bytes:
                     loader.skip(
                         f"{archive.name}:{member.filename}",
-                        f"{member.file_size} bytes is over the limit",
+                        f"{member.file_size} bytes exceeds the limit",
                     )
                     continue
                 total += member.file_size
@@ -358,7 +364,9 @@ def load(*sources: Path | str, limits: FeedLimits | None = None) -> Feed:
     return feed
 
 
-def load_raw(*sources: Path | str, limits: FeedLimits | None = None) -> tuple[Feed, dict[str, bytes]]:
+def load_raw(
+    *sources: Path | str, limits: FeedLimits | None = None
+) -> tuple[Feed, dict[str, bytes]]:
     """Load like `load`, and also return each record's JSON bytes (as read, or canonical).
 
     Raises:
@@ -387,3 +395,17 @@ def load_raw(*sources: Path | str, limits: FeedLimits | None = None) -> tuple[Fe
         feed.revision[:12],
     )
     return feed, loader.raw
+
+
+def load_bytes(
+    items: Iterable[tuple[str, bytes]], limits: FeedLimits | None = None
+) -> tuple[Feed, dict[str, bytes]]:
+    """Build a feed from `(name, JSON or YAML bytes)` pairs, as `load_raw` does for files.
+
+    Raises:
+        FeedError: the input exceeds the limits.
+    """
+    loader = _Loader(limits or FeedLimits())
+    for name, data in items:
+        loader.add_bytes(name, data)
+    return loader.feed(), loader.raw

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import http.client
 import io
 import json
 import logging
@@ -133,13 +134,14 @@ class FeedStore:
             return FeedStatus(revision=None)
         state = self._read_state(revision)
         last_sync = state.get("last_sync")
-        counts = state.get("counts") or {}
+        counts = state.get("counts")
+        source = state.get("source")
         return FeedStatus(
             revision=revision,
-            counts=dict(counts),
+            counts={str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
             last_sync=datetime.fromisoformat(last_sync) if isinstance(last_sync, str) else None,
-            source=state.get("source"),
-            records=sum(int(value) for value in counts.values()) if not state.get("records") else int(state["records"]),
+            source=source if isinstance(source, str) else None,
+            records=int(str(state.get("records", 0))),
         )
 
     # --- syncing ---------------------------------------------------------------------------------
@@ -170,12 +172,17 @@ class FeedStore:
         previous_state = self._read_state(previous_revision) if previous_revision else {}
         previous_feed, previous_raw = self._load_revision(previous_revision)
         text = str(source)
+        cursors: dict[str, str] = {}
         if text.startswith(("http://", "https://")):
-            raw, cursors = self._fetch_http(text, ecosystems, previous_raw, dict(previous_state.get("cursors") or {}))
-            new_feed = _feed_from_raw(raw)
+            previous_cursors = previous_state.get("cursors")
+            if isinstance(previous_cursors, dict):
+                cursors = {str(key): str(value) for key, value in previous_cursors.items()}
+            raw = self._fetch_http(text, ecosystems, previous_raw, cursors)
+            new_feed, _ = feed_module.load_bytes(
+                ((f"{record_id}.json", data) for record_id, data in raw.items()), self.feed_limits
+            )
         else:
             new_feed, raw = feed_module.load_raw(Path(text), limits=self.feed_limits)
-            cursors = {}
         raw = {record_id: raw[record_id] for record_id in new_feed.records}
         changed_ids, changed_keys = _changes(previous_feed, new_feed)
         state = {
@@ -195,7 +202,9 @@ class FeedStore:
             new_feed.revision[:12],
             len(changed_ids),
         )
-        return SyncResult(new_feed.revision, frozenset(changed_ids), frozenset(changed_keys), previous_revision)
+        return SyncResult(
+            new_feed.revision, frozenset(changed_ids), frozenset(changed_keys), previous_revision
+        )
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -205,7 +214,8 @@ class FeedStore:
         ecosystems: Sequence[str],
         previous_raw: Mapping[str, bytes],
         cursors: dict[str, str],
-    ) -> tuple[dict[str, bytes], dict[str, str]]:
+    ) -> dict[str, bytes]:
+        """Return the updated raw records; `cursors` is updated in place."""
         base = base_url if base_url.endswith("/") else base_url + "/"
         raw = dict(previous_raw)
         folders: list[str | None] = list(ecosystems) or [None]
@@ -214,24 +224,35 @@ class FeedStore:
             csv_url = urllib.parse.urljoin(base, prefix + "modified_id.csv")
             cursor = cursors.get(csv_url)
             rows = list(self._changed_rows(csv_url, cursor, with_folder=folder is None))
-            newest = max((row[0] for row in rows), default=cursor)
-            if cursor is None and folder is not None and self._bootstrap_zip(base, prefix, raw):
-                # The archive holds every record of the folder; rows only set the cursor.
-                rows = []
+            newest = max((row[0] for row in rows), default=cursor, key=_timestamp_or_min)
+            if cursor is None and folder is not None:
+                archived = self._bootstrap_zip(base, prefix, raw)
+                if archived is not None:
+                    # Fetch only what the archive lacks or holds in an older version.
+                    rows = [
+                        row
+                        for row in rows
+                        if row[1] not in archived
+                        or _timestamp(archived[row[1]]) < _timestamp(row[0])
+                    ]
             for _, path in rows:
                 record_url = urllib.parse.urljoin(base, prefix + _quote_path(path) + ".json")
                 data = self._get(record_url, self.http_limits.max_record_bytes, missing_ok=True)
                 record_id = path.rsplit("/", 1)[-1]
                 if data is None:
-                    logger.debug("record %s is listed but missing at %s; dropping it", record_id, record_url)
+                    logger.debug(
+                        "record %s is listed but missing at %s; dropping it", record_id, record_url
+                    )
                     raw.pop(record_id, None)
                     continue
                 raw[record_id] = data
             if newest is not None:
                 cursors[csv_url] = newest
-        return raw, cursors
+        return raw
 
-    def _changed_rows(self, csv_url: str, cursor: str | None, *, with_folder: bool) -> Iterator[tuple[str, str]]:
+    def _changed_rows(
+        self, csv_url: str, cursor: str | None, *, with_folder: bool
+    ) -> Iterator[tuple[str, str]]:
         data = self._get(csv_url, self.http_limits.max_csv_bytes)
         assert data is not None
         for row in csv.reader(io.StringIO(data.decode("utf-8"))):
@@ -247,19 +268,22 @@ class FeedStore:
                 continue
             yield modified, path
 
-    def _bootstrap_zip(self, base: str, prefix: str, raw: dict[str, bytes]) -> bool:
+    def _bootstrap_zip(
+        self, base: str, prefix: str, raw: dict[str, bytes]
+    ) -> dict[str, str] | None:
+        """Load `all.zip` into `raw`; return each archived record's `modified`, or None without an archive."""
         url = urllib.parse.urljoin(base, prefix + "all.zip")
         with tempfile.TemporaryDirectory(prefix="regward-feed-") as scratch:
             archive = Path(scratch) / "all.zip"
             if not self._download(url, archive, self.http_limits.max_zip_bytes):
-                return False
+                return None
             fetched_feed, fetched_raw = feed_module.load_raw(archive, limits=self.feed_limits)
         raw.update(fetched_raw)
         for record_id in fetched_feed.withdrawn:
             raw.pop(record_id, None)
-        return True
+        return {record.id: record.modified for record in fetched_feed.records.values()}
 
-    def _open(self, url: str) -> contextlib.AbstractContextManager[io.BufferedIOBase] | None:
+    def _open(self, url: str) -> http.client.HTTPResponse | None:
         if not url.startswith(("http://", "https://")):
             raise FeedSyncError(f"refusing to fetch non-HTTP URL {url}", url=url)
         request = urllib.request.Request(url, headers={"User-Agent": self.http_limits.user_agent})  # noqa: S310
@@ -268,10 +292,13 @@ class FeedStore:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise FeedSyncError(f"fetching {url} failed: HTTP {exc.code}", url=url, status_code=exc.code) from exc
+            raise FeedSyncError(
+                f"fetching {url} failed: HTTP {exc.code}", url=url, status_code=exc.code
+            ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise FeedSyncError(f"fetching {url} failed: {exc}", url=url) from exc
-        return response  # type: ignore[no-any-return]
+        assert isinstance(response, http.client.HTTPResponse)
+        return response
 
     def _get(self, url: str, limit: int, *, missing_ok: bool = False) -> bytes | None:
         response = self._open(url)
@@ -286,7 +313,9 @@ class FeedStore:
                 while chunk := response.read(_CHUNK):
                     total += len(chunk)
                     if total > limit:
-                        raise FeedSyncError(f"{url} is larger than the limit of {limit} bytes", url=url)
+                        raise FeedSyncError(
+                            f"{url} is larger than the limit of {limit} bytes", url=url
+                        )
                     chunks.append(chunk)
         except (TimeoutError, OSError) as exc:
             raise FeedSyncError(f"reading {url} failed: {exc}", url=url) from exc
@@ -302,7 +331,9 @@ class FeedStore:
                 while chunk := response.read(_CHUNK):
                     total += len(chunk)
                     if total > limit:
-                        raise FeedSyncError(f"{url} is larger than the limit of {limit} bytes", url=url)
+                        raise FeedSyncError(
+                            f"{url} is larger than the limit of {limit} bytes", url=url
+                        )
                     out.write(chunk)
         except (TimeoutError, OSError) as exc:
             raise FeedSyncError(f"reading {url} failed: {exc}", url=url) from exc
@@ -328,10 +359,14 @@ class FeedStore:
     def _load_revision(self, revision: str | None) -> tuple[Feed | None, dict[str, bytes]]:
         if revision is None:
             return None, {}
-        loaded, raw = feed_module.load_raw(self._revision_dir(revision) / _RECORDS, limits=self.feed_limits)
+        loaded, raw = feed_module.load_raw(
+            self._revision_dir(revision) / _RECORDS, limits=self.feed_limits
+        )
         return loaded, raw
 
-    def _write_revision(self, revision: str, raw: Mapping[str, bytes], state: Mapping[str, object]) -> None:
+    def _write_revision(
+        self, revision: str, raw: Mapping[str, bytes], state: Mapping[str, object]
+    ) -> None:
         final = self._revision_dir(revision)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -341,10 +376,14 @@ class FeedStore:
                 return
             scratch = Path(tempfile.mkdtemp(prefix=f".{revision[:12]}-", dir=final.parent))
             try:
-                with zipfile.ZipFile(scratch / _RECORDS, "w", compression=zipfile.ZIP_STORED) as bundle:
+                with zipfile.ZipFile(
+                    scratch / _RECORDS, "w", compression=zipfile.ZIP_STORED
+                ) as bundle:
                     for record_id in sorted(raw):
                         bundle.writestr(_member_name(record_id), raw[record_id])
-                _write_atomic(scratch / _STATE, json.dumps(state, indent=1, sort_keys=True).encode())
+                _write_atomic(
+                    scratch / _STATE, json.dumps(state, indent=1, sort_keys=True).encode()
+                )
                 _fsync_dir(scratch)
                 os.replace(scratch, final)
             except BaseException:
@@ -357,7 +396,9 @@ class FeedStore:
         try:
             _write_atomic(self.directory / _ACTIVE, (revision + "\n").encode("ascii"))
         except OSError as exc:
-            raise FeedError(f"cannot switch the active feed revision in {self.directory}: {exc}") from exc
+            raise FeedError(
+                f"cannot switch the active feed revision in {self.directory}: {exc}"
+            ) from exc
 
     def _prune(self, keep: set[str | None]) -> None:
         root = self.directory / _REVISIONS
@@ -373,6 +414,10 @@ def _quote_path(path: str) -> str:
 
 def _member_name(record_id: str) -> str:
     return urllib.parse.quote(record_id, safe="") + ".json"
+
+
+def _timestamp_or_min(value: str | None) -> datetime:
+    return _timestamp(value) if value is not None else datetime.min.replace(tzinfo=UTC)
 
 
 def _timestamp(value: str) -> datetime:
@@ -405,16 +450,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(descriptor)
 
 
-def _feed_from_raw(raw: Mapping[str, bytes]) -> Feed:
-    loader = feed_module._Loader(FeedLimits())  # noqa: SLF001
-    for record_id, data in raw.items():
-        loader.add_bytes(f"{record_id}.json", data)
-    return loader.feed()
-
-
 def _changes(old: Feed | None, new: Feed) -> tuple[set[str], set[tuple[str, str]]]:
     old_digests = old.digests if old is not None else {}
-    changed = {record_id for record_id, digest in new.digests.items() if old_digests.get(record_id) != digest}
+    changed = {
+        record_id
+        for record_id, digest in new.digests.items()
+        if old_digests.get(record_id) != digest
+    }
     changed |= set(old_digests) - set(new.digests)
     keys: set[tuple[str, str]] = set()
     for record_id in changed:

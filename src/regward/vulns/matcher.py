@@ -24,6 +24,7 @@ from regward.sbom.model import Package
 from regward.vulns import versions
 from regward.vulns.ecosystems import (
     PackageQuery,
+    distro_of,
     ecosystem_base,
     index_ecosystem,
     normalize_name,
@@ -453,7 +454,8 @@ def _match_query(
     ]
     if not any(entries for _, entries in per_ecosystem):
         return [], False
-    distro_id = package.distro.id.lower() if package.distro is not None else ""
+    distro = distro_of(package)
+    distro_id = distro.id.lower() if distro is not None else ""
     chosen: dict[str, tuple[str, list[_Entry]]] = {}
     for ecosystem, entries in per_ecosystem:
         by_record: dict[str, list[_Entry]] = defaultdict(list)

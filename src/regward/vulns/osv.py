@@ -141,7 +141,9 @@ class _Range(_Model):
         for event in events:
             if len(event) != 1 or next(iter(event)) not in _EVENT_KINDS:
                 expected = sorted(_EVENT_KINDS)
-                raise ValueError(f"an event must have exactly one of {expected}, got {sorted(event)}")
+                raise ValueError(
+                    f"an event must have exactly one of {expected}, got {sorted(event)}"
+                )
         return events
 
 
@@ -243,6 +245,7 @@ def parse_record_json(data: bytes) -> Record:
     except pydantic.ValidationError as exc:
         raise _error(exc, None) from exc
     return _convert(model)
+
 
 def _without_empty(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value not in (None, "", (), [], {})}

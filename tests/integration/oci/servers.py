@@ -1,7 +1,8 @@
 """Small HTTP servers on 127.0.0.1 that play upstreams a real registry would never be.
 
-`serve` runs an aiohttp application; `serve_raw` writes scripted bytes straight to the socket,
-for responses aiohttp's server refuses to produce (a body shorter than its Content-Length).
+`serve` runs an aiohttp application. `serve_raw` writes scripted bytes straight to the socket,
+because aiohttp's server does not produce some broken responses, such as a body shorter than its
+Content-Length.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def serve_raw(respond: Callable[[bytes], bytes]) -> AsyncIterator[str]:
-    """Answer each connection with `respond(request_head)`, then close it."""
+    """Respond to each connection with `respond(request_head)`, then close it."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -139,10 +139,12 @@ class TokenIssuer:
             user, _, password = base64.b64decode(authorization.split()[1]).decode().partition(":")
             if (user, password) != (USERNAME, PASSWORD):
                 return 401, b'{"details": "invalid credentials"}'
+
         scopes = query.get("scope", [])
         self.requests.append(
             {"service": query.get("service", [None])[0], "scopes": scopes, "user": user}
         )
+
         access = []
         for scope in scopes:
             kind, name, actions = scope.split(":")
@@ -159,6 +161,7 @@ class TokenIssuer:
             "jti": str(uuid.uuid4()),
             "access": access,
         }
+
         chain = [base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER))]
         token = jwt.encode(
             claims, self.key, algorithm="ES256", headers={"x5c": [c.decode() for c in chain]}

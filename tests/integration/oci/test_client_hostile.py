@@ -1,6 +1,6 @@
 """RegistryClient against upstreams that misbehave as a real registry never would.
 
-Each test serves scripted answers from 127.0.0.1: wrong digests, oversized and truncated bodies,
+Each test serves scripted responses from 127.0.0.1: wrong digests, oversized and truncated bodies,
 stalls, server errors, hostile redirects and `Link` headers, broken token services.
 """
 
@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -85,7 +85,7 @@ async def test_invalid_docker_content_digest() -> None:
 
 
 async def test_body_not_matching_requested_digest() -> None:
-    # The upstream answers a digest request with other bytes and a header that matches them.
+    # The upstream responds to a digest request with other bytes and a header that matches them.
     async def handler(request: web.Request) -> web.Response:
         return manifest_response()
 
@@ -285,9 +285,9 @@ async def test_connection_refused_is_unavailable() -> None:
 @pytest.mark.parametrize(
     ("status", "error", "match"),
     [
-        (500, RegistryUnavailableError, "registry answered HTTP 500"),
-        (502, RegistryUnavailableError, "registry answered HTTP 502"),
-        (503, RegistryUnavailableError, "registry answered HTTP 503 UNAVAILABLE: 'down'"),
+        (500, RegistryUnavailableError, "registry returned HTTP 500"),
+        (502, RegistryUnavailableError, "registry returned HTTP 502"),
+        (503, RegistryUnavailableError, "registry returned HTTP 503 UNAVAILABLE: 'down'"),
         (429, RegistryUnavailableError, "HTTP 429 TOOMANYREQUESTS"),
         (403, AuthenticationError, "denied \\(HTTP 403 DENIED"),
         (404, NotFoundError, "not found \\(HTTP 404 MANIFEST_UNKNOWN"),
@@ -588,7 +588,7 @@ def challenging_registry(challenge: str) -> Handler:
         (b'{"token": 5}', 200, AuthenticationError, "no usable token"),
         (b"{}", 500, RegistryUnavailableError, "HTTP 500"),
         (b"{}", 403, AuthenticationError, "rejected the request"),
-        (b"{}", 302, AuthenticationError, "answered HTTP 302"),
+        (b"{}", 302, AuthenticationError, "returned HTTP 302"),
     ],
 )
 async def test_hostile_token_service(
@@ -658,3 +658,57 @@ async def test_unusable_challenges(challenge: str, match: str) -> None:
             with pytest.raises(AuthenticationError, match=match) as caught:
                 await client.get_manifest("app", "v1")
     assert caught.value.status_code in (None, 401)
+
+
+# HEAD responses missing headers, and streamed bodies that meet a late 401.
+
+
+async def test_head_without_digest_header_by_tag() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=MANIFEST, content_type=OCI_MANIFEST)
+
+    async with serve(app_with({"/v2/app/manifests/{reference}": handler})) as url:
+        async with RegistryClient(url) as client:
+            with pytest.raises(RegistryError, match="no Docker-Content-Digest header"):
+                await client.head_manifest("app", "v1")
+            by_digest = await client.head_manifest("app", DIGEST)
+    assert by_digest is not None
+    assert by_digest.digest == DIGEST
+    assert by_digest.size == len(MANIFEST)
+
+
+async def test_head_without_content_length() -> None:
+    def respond(head: bytes) -> bytes:
+        return (
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+            + f"Content-Type: {OCI_MANIFEST}\r\nDocker-Content-Digest: {DIGEST}\r\n\r\n".encode()
+        )
+
+    async with serve_raw(respond) as url:
+        async with RegistryClient(url, limits=FAST) as client:
+            with pytest.raises(RegistryError, match="no Content-Length header"):
+                await client.head_manifest("app", "v1")
+
+
+async def test_streamed_body_rejected_after_open_ping() -> None:
+    pings: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        pings.append(request.method)
+        return web.json_response({})
+
+    async def upload(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    routes = {"/v2/": ping, "/v2/app/blobs/uploads/{uuid}": upload}
+    async with serve(app_with(routes)) as url:
+        async with RegistryClient(url, credentials=Credentials("u", "p")) as client:
+            for _ in range(2):
+                with pytest.raises(AuthenticationError, match="cannot be sent again"):
+                    await client.request("PATCH", "/v2/app/blobs/uploads/1234", data=body())
+    # The open /v2/ is remembered, so the second streamed request does not ping again.
+    assert pings == ["GET"]

@@ -15,7 +15,6 @@ from regward.oci.client import RegistryClient
 from regward.sbom import catalog_docker_archive, catalog_image, catalog_oci_layout, catalog_target
 from regward.sbom.interface import ImageSourceError, LayerError
 from tests.support.layers import (
-    Entry,
     gzip_layer,
     make_tar,
     push_layers,
@@ -27,8 +26,13 @@ from tests.support.layers import (
 from tests.support.registry import RunningRegistry
 
 OS_RELEASE = b"ID=debian\nVERSION_ID=12\n"
-STATUS_OLD = b"Package: curl\nVersion: 7.88.1-10\nStatus: install ok installed\nArchitecture: amd64\n"
-STATUS_NEW = b"Package: curl\nVersion: 7.88.1-10+deb12u8\nStatus: install ok installed\nArchitecture: amd64\n"
+STATUS_OLD = (
+    b"Package: curl\nVersion: 7.88.1-10\nStatus: install ok installed\nArchitecture: amd64\n"
+)
+STATUS_NEW = (
+    b"Package: curl\nVersion: 7.88.1-10+deb12u8\n"
+    b"Status: install ok installed\nArchitecture: amd64\n"
+)
 METADATA = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n"
 SITE = "usr/lib/python3/dist-packages"
 
@@ -144,7 +148,13 @@ def test_docker_archive_written_by_skopeo(tmp_path: Path) -> None:
     write_oci_layout(tmp_path / "layout", three_layers(), "v1")
     archive = tmp_path / "skopeo.tar"
     subprocess.run(
-        ["skopeo", "copy", "--quiet", f"oci:{tmp_path / 'layout'}:v1", f"docker-archive:{archive}:app:v1"],
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            f"oci:{tmp_path / 'layout'}:v1",
+            f"docker-archive:{archive}:app:v1",
+        ],
         check=True,
         timeout=120,
     )

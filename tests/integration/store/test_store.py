@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlalchemy import Dialect, create_engine, text
 from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 
 from regward.store import AuditRecord, Store, StoreError, UtcDateTime, normalize_database_url
+from regward.store.db import _enable_wal
 from tests.integration.store.conftest import POSTGRES_HOST, POSTGRES_PORT, reset_postgres
 
 
@@ -146,3 +148,41 @@ def test_utc_datetime_conversions() -> None:
         2026, 1, 1, tzinfo=UTC
     )
     assert column.process_bind_param(None, SQLiteDialect()) is None
+
+
+class LockedCursor:
+    """A cursor whose first `failures` executions raise the given sqlite3 error."""
+
+    def __init__(self, failures: int, message: str = "database is locked") -> None:
+        self.failures = failures
+        self.message = message
+        self.calls = 0
+
+    def execute(self, statement: str) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise sqlite3.OperationalError(self.message)
+
+
+def test_enable_wal_retries_while_locked() -> None:
+    cursor = LockedCursor(failures=2)
+
+    _enable_wal(cursor, timeout=5)  # type: ignore[arg-type]
+
+    assert cursor.calls == 3
+
+
+def test_enable_wal_gives_up_at_deadline() -> None:
+    cursor = LockedCursor(failures=1000)
+
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        _enable_wal(cursor, timeout=0.05)  # type: ignore[arg-type]
+    assert cursor.calls > 1
+
+
+def test_enable_wal_raises_other_errors_at_once() -> None:
+    cursor = LockedCursor(failures=1, message="disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        _enable_wal(cursor, timeout=5)  # type: ignore[arg-type]
+    assert cursor.calls == 1

@@ -223,7 +223,7 @@ def review(
 
 
 def response_of(body: bytes) -> dict[str, Any]:
-    """Return the `response` of an AdmissionReview answer, checking the envelope."""
+    """Return the `response` of an AdmissionReview body, checking the envelope."""
     document = json.loads(body)
     assert document["apiVersion"] == "admission.k8s.io/v1"
     assert document["kind"] == "AdmissionReview"
@@ -232,7 +232,7 @@ def response_of(body: bytes) -> dict[str, Any]:
 
 
 def patch_of(response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Decode the JSONPatch of a mutating answer."""
+    """Decode the JSONPatch of a mutating webhook response."""
     assert response["patchType"] == "JSONPatch"
     operations: list[dict[str, Any]] = json.loads(base64.b64decode(response["patch"]))
     return operations
@@ -265,7 +265,7 @@ DIGEST_B = "sha256:" + "b" * 64
 
 @dataclass
 class FakeDecider:
-    """An ImageDecider answering from a table, with optional delays and failures."""
+    """An ImageDecider that returns verdicts from a table, with optional delays and failures."""
 
     verdicts: dict[str, ImageVerdict] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)

@@ -196,6 +196,8 @@ rules:
     ]
     others = sorted(str(note) for note in exported.notes if not note.blocking)
     assert others == [
+        "rule mixed: 2 authorities become keyDatas, which containers/image reads from version "
+        "5.33 on; older versions reject the whole policy.json",
         "rule sigrepo: immutableTags applies to pushes through the gate and has no pull-side form",
         "rule sigrepo: indexPolicy self-or-children has no counterpart; containers/image checks "
         "the signature of the manifest it pulls, so an index must be signed itself",

@@ -1,9 +1,10 @@
 """`regward kubernetes manifests`: schema validation and the settings a cluster depends on.
 
 Kubernetes kinds are validated against the strict JSON schemas of the `kubernetes-validate`
-package (generated from the Kubernetes OpenAPI documents; strict means unknown fields fail),
-for the oldest and newest Kubernetes version it ships. The Gatekeeper Provider and
-ConstraintTemplate are validated against their CRD schemas in `schemas/`, closed the same way.
+package, which are generated from the Kubernetes OpenAPI documents. Strict means that unknown
+fields fail. Both the oldest and the newest Kubernetes version it ships are checked. The
+Gatekeeper Provider and ConstraintTemplate are validated against their CRD schemas in
+`schemas/`, closed the same way.
 The ConstraintTemplate's Rego is evaluated with regopy, with `external_data` replaced by the
 answer regward's provider gives, converted the way Gatekeeper hands it to Rego.
 """
@@ -228,7 +229,8 @@ def test_deployment_serves_tls_on_service_port(printed: tuple[list[dict[str, Any
     )
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert container["args"][:3] == ["serve", "--config", "/etc/regward/config/config.yaml"]
-    assert "--tls-cert" in container["args"] and "--tls-key" in container["args"]
+    assert "--tls-cert" in container["args"]
+    assert "--tls-key" in container["args"]
     assert container["ports"][0]["containerPort"] == 8443
     assert service["spec"]["ports"][0] == {
         "name": "https",
@@ -322,7 +324,7 @@ def test_ca_bundle_must_be_pem(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 async def rego_response(keys: list[str], decider: FakeDecider) -> dict[str, Any]:
-    """Ask regward's provider, then shape the answer as Gatekeeper's external_data returns it."""
+    """Call regward's provider and shape its response as Gatekeeper's external_data returns it."""
     body = json.dumps(
         {
             "apiVersion": "externaldata.gatekeeper.sh/v1beta1",

@@ -424,7 +424,7 @@ async def test_malformed_review_gets_400(body: bytes, message: str) -> None:
 
 
 class _Recorder:
-    """Collects what validate asks the recorder to write."""
+    """Collects the records that validate passes to the recorder."""
 
     def __init__(self) -> None:
         self.records: list[tuple[Any, ...]] = []
@@ -515,3 +515,19 @@ async def test_delete_ends_records_unless_dry_run() -> None:
 
 def test_resources_cover_workload_kinds() -> None:
     assert set(WORKLOAD_KINDS) <= set(RESOURCES)
+
+
+async def test_slow_namespace_lookup_stays_in_budget() -> None:
+    settings = parse_admission_settings(PROD_DIGEST)
+    body = review(workload("Pod", "p", "payments", pod_spec({"app": SIGNED})))
+    started = time.monotonic()
+    _, response = await run(
+        body,
+        decider_with_images(),
+        settings,
+        namespaces=_Labels({"env": "dev"}, delay=5),
+        budget=0.3,
+    )
+    assert time.monotonic() - started < 1.0
+    assert response["allowed"] is False
+    assert "requires images by digest" in response["status"]["message"]

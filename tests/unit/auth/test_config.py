@@ -134,6 +134,22 @@ def test_format_duration() -> None:
         ({"oidc": [_policy(name="bad name")]}, r"auth\.oidc\[0\]\.name: invalid policy name"),
         ({"oidc": [_policy(grants=[])]}, r"auth\.oidc\[0\]\.grants"),
         ({"clockSkew": "10m"}, r"auth\.clockSkew"),
+        (
+            {
+                "oidc": [
+                    _policy(
+                        grants=[
+                            {
+                                "claims": {"a": "b"},
+                                "repositories": ["Test/**x"],
+                                "actions": ["pull"],
+                            }
+                        ]
+                    )
+                ]
+            },
+            r"auth\.oidc\[0\]\.grants\[0\]\.repositories: invalid pattern 'Test/\*\*x'",
+        ),
         ({"realm": "ftp://x/token"}, r"auth\.realm: invalid realm"),
     ],
 )

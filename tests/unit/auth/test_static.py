@@ -194,3 +194,29 @@ def test_list_shows_status(tokens: StaticTokenStore, clock: Clock) -> None:
         revoked.split("_")[1]: "revoked",
         expiring.split("_")[1]: "expired",
     }
+
+
+def test_invalid_repository_glob_refused(tokens: StaticTokenStore) -> None:
+    with pytest.raises(TokenStoreError, match="invalid pattern 'Acme/App'"):
+        tokens.create(
+            repositories=["Acme/App"], actions=[Action.PULL], expires_in=DAY, description=""
+        )
+
+
+def test_repository_globs_use_policy_syntax(tokens: StaticTokenStore) -> None:
+    secret = tokens.create(
+        repositories=["team/**", "apps/*"], actions=[Action.PULL], expires_in=DAY, description=""
+    ).secret
+    identity = tokens.verify(secret, "a").identity()
+
+    def allowed(repository: str) -> bool:
+        actions = identity.allowed_actions(
+            repository, protected=lambda r: False, push_requires_oidc=False
+        )
+        return Action.PULL in actions
+
+    assert allowed("team")
+    assert allowed("team/a/b")
+    assert allowed("apps/web")
+    assert not allowed("apps/web/extra")
+    assert not allowed("teams/a")

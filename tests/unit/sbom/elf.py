@@ -1,4 +1,5 @@
-"""Build minimal ELF64 little-endian executables holding Go build info, for the Go cataloger tests."""
+"""Build minimal ELF64 little-endian executables holding Go build info, for the Go cataloger
+tests."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def wrap_modinfo(text: str) -> str:
 
 
 def _elf(data_section: bytes, *, with_section: bool = True) -> bytes:
-    """Return an ELF with one writable PT_LOAD segment holding `data_section` at file offset 0x1000."""
+    """Return an ELF with `data_section` at offset 0x1000 in its one writable PT_LOAD segment."""
     data_offset = 0x1000
     shstrtab = b"\x00.go.buildinfo\x00.shstrtab\x00"
     shstr_offset = data_offset + len(data_section)
@@ -36,13 +37,54 @@ def _elf(data_section: bytes, *, with_section: bool = True) -> bytes:
     sections = [struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
     if with_section:
         sections.append(
-            struct.pack("<IIQQQQIIQQ", 1, 1, 3, BASE + data_offset, data_offset, len(data_section), 0, 0, 16, 0)
+            struct.pack(
+                "<IIQQQQIIQQ",
+                1,
+                1,
+                3,
+                BASE + data_offset,
+                data_offset,
+                len(data_section),
+                0,
+                0,
+                16,
+                0,
+            )
         )
-    sections.append(struct.pack("<IIQQQQIIQQ", 15, 3, 0, 0, shstr_offset, len(shstrtab), 0, 0, 1, 0))
+    sections.append(
+        struct.pack("<IIQQQQIIQQ", 15, 3, 0, 0, shstr_offset, len(shstrtab), 0, 0, 1, 0)
+    )
     header = bytearray(64)
     header[0:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
-    struct.pack_into("<HHIQQQIHHHHHH", header, 16, 2, 62, 1, BASE, 64, sh_offset, 0, 64, 56, 1, 64, len(sections), len(sections) - 1)
-    program = struct.pack("<IIQQQQQQ", 1, 6, data_offset, BASE + data_offset, BASE + data_offset, len(data_section), len(data_section), 0x1000)
+    struct.pack_into(
+        "<HHIQQQIHHHHHH",
+        header,
+        16,
+        2,
+        62,
+        1,
+        BASE,
+        64,
+        sh_offset,
+        0,
+        64,
+        56,
+        1,
+        64,
+        len(sections),
+        len(sections) - 1,
+    )
+    program = struct.pack(
+        "<IIQQQQQQ",
+        1,
+        6,
+        data_offset,
+        BASE + data_offset,
+        BASE + data_offset,
+        len(data_section),
+        len(data_section),
+        0x1000,
+    )
     body = bytearray(header + program)
     body += bytes(data_offset - len(body))
     body += data_section

@@ -145,7 +145,9 @@ A:x86_64
     assert apks["libssl3"].purl == (
         "pkg:apk/alpine/libssl3@3.3.2-r0?arch=x86_64&distro=alpine-3.20.3&upstream=openssl"
     )
-    assert apks["busybox"].purl == "pkg:apk/alpine/busybox@1.36.1-r29?arch=x86_64&distro=alpine-3.20.3"
+    assert (
+        apks["busybox"].purl == "pkg:apk/alpine/busybox@1.36.1-r29?arch=x86_64&distro=alpine-3.20.3"
+    )
     assert apks["musl"].source_name == "musl"
 
 
@@ -173,7 +175,9 @@ def test_npm_node_modules() -> None:
     catalog = catalog_of(
         {
             "app/node_modules/express/package.json": b'{"name":"express","version":"4.21.2"}',
-            "app/node_modules/@babel/core/package.json": b'{"name":"@babel/core","version":"7.26.0"}',
+            "app/node_modules/@babel/core/package.json": (
+                b'{"name":"@babel/core","version":"7.26.0"}'
+            ),
             "app/node_modules/a/node_modules/ms/package.json": b'{"name":"ms","version":"2.0.0"}',
             "app/node_modules/express/lib/package.json": b'{"name":"inner","version":"1.0.0"}',
             "app/package.json": b'{"name":"app","version":"1.0.0"}',
@@ -234,7 +238,10 @@ def test_go_cataloger_modules() -> None:
 def test_go_main_version_from_vcs() -> None:
     modinfo = MODINFO.replace("build\t-ldflags=-X main.version=1.4.2\n", "")
     catalog = catalog_of([Entry("app", go_binary("go1.22.0", modinfo), mode=0o755)])
-    assert by_name(catalog, "golang")["example.com/app"].version == "v0.0.0-20240102030405-0123456789ab"
+    assert (
+        by_name(catalog, "golang")["example.com/app"].version
+        == "v0.0.0-20240102030405-0123456789ab"
+    )
 
 
 def test_go_real_binary_on_this_machine() -> None:
@@ -257,7 +264,9 @@ def _jar(files: dict[str, bytes]) -> bytes:
 
 POM = b"groupId=com.google.guava\nartifactId=guava\nversion=33.0.0-jre\n"
 SHADED = b"#generated\ngroupId=org.shaded\nartifactId=inner\nversion=2.1\n"
-MANIFEST = b"Manifest-Version: 1.0\nImplementation-Title: Guava\nImplementation-Version: 33.0.0-jre\n"
+MANIFEST = (
+    b"Manifest-Version: 1.0\nImplementation-Title: Guava\nImplementation-Version: 33.0.0-jre\n"
+)
 
 
 def test_java_pom_properties_and_shaded() -> None:
@@ -285,21 +294,30 @@ def test_java_manifest_only_and_nested() -> None:
     )
     catalog = catalog_of([Entry("app.war", outer)])
     found = {(p.name, p.version, p.locations[0]) for p in catalog.packages}
-    assert found == {("app", "", "app.war"), ("helper", "1.2", "app.war:BOOT-INF/lib/helper-1.2.jar")}
+    assert found == {
+        ("app", "", "app.war"),
+        ("helper", "1.2", "app.war:BOOT-INF/lib/helper-1.2.jar"),
+    }
 
 
 def test_java_nesting_depth_cap() -> None:
     archive = _jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"})
     for level in range(6):
-        archive = _jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", f"l{level}-1.0.jar": archive})
+        archive = _jar(
+            {"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", f"l{level}-1.0.jar": archive}
+        )
     found, skipped = read_java_archive(archive, "top-1.0.jar", Limits(max_archive_depth=3))
     assert len(found) == 4
     assert any("deeper than 3" in reason for reason in skipped)
 
 
 def test_java_zip_bomb_member_is_skipped() -> None:
-    bomb = _jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "big-1.0.jar": bytes(5 * 1024 * 1024)})
-    found, skipped = read_java_archive(bomb, "x-1.0.jar", Limits(max_archive_member_bytes=1024 * 1024))
+    bomb = _jar(
+        {"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", "big-1.0.jar": bytes(5 * 1024 * 1024)}
+    )
+    found, skipped = read_java_archive(
+        bomb, "x-1.0.jar", Limits(max_archive_member_bytes=1024 * 1024)
+    )
     assert [f["artifact"] for f in found] == ["x"]
     assert any("larger than" in reason for reason in skipped)
 
@@ -335,7 +353,9 @@ def _header_blob(tags: list[tuple[int, int, bytes]]) -> bytes:
 
 def _rpmdb(headers: list[bytes]) -> bytes:
     connection = sqlite3.connect(":memory:")
-    connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    connection.execute(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)"
+    )
     connection.executemany("INSERT INTO Packages (blob) VALUES (?)", [(h,) for h in headers])
     connection.commit()
     data = connection.serialize()
@@ -357,9 +377,18 @@ def _rpm(name: str, version: str, release: str, epoch: int | None = None) -> byt
 
 
 def test_rpm_sqlite_database() -> None:
-    rpmdb = _rpmdb([_rpm("openssl-libs", "3.0.7", "27.el9", epoch=1), _rpm("bash", "5.1.8", "9.el9"), _rpm("gpg-pubkey", "fd431d51", "4ae0493b")])
+    rpmdb = _rpmdb(
+        [
+            _rpm("openssl-libs", "3.0.7", "27.el9", epoch=1),
+            _rpm("bash", "5.1.8", "9.el9"),
+            _rpm("gpg-pubkey", "fd431d51", "4ae0493b"),
+        ]
+    )
     catalog = catalog_of(
-        {"etc/os-release": b'ID="rhel"\nVERSION_ID="9.4"\n', "usr/lib/sysimage/rpm/rpmdb.sqlite": rpmdb}
+        {
+            "etc/os-release": b'ID="rhel"\nVERSION_ID="9.4"\n',
+            "usr/lib/sysimage/rpm/rpmdb.sqlite": rpmdb,
+        }
     )
     rpms = by_name(catalog, "rpm")
     assert sorted(rpms) == ["bash", "openssl-libs"]
@@ -375,7 +404,9 @@ def test_rpm_sqlite_database() -> None:
 def test_rpm_berkeley_db_reported_not_cataloged() -> None:
     catalog = catalog_of({"var/lib/rpm/Packages": b"\x00" * 64})
     assert catalog.packages == ()
-    assert catalog.skipped == ("var/lib/rpm/Packages: Berkeley DB rpm database not cataloged (no reader)",)
+    assert catalog.skipped == (
+        "var/lib/rpm/Packages: Berkeley DB rpm database not cataloged (no reader)",
+    )
 
 
 def test_rpm_header_blob_bounds() -> None:

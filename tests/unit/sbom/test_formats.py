@@ -87,7 +87,9 @@ def test_spdx_round_trip() -> None:
 
 
 def test_spdx_output_is_reproducible() -> None:
-    assert write_spdx(CATALOG, "app", created=CREATED) == write_spdx(CATALOG, "app", created=CREATED)
+    assert write_spdx(CATALOG, "app", created=CREATED) == write_spdx(
+        CATALOG, "app", created=CREATED
+    )
 
 
 def test_cyclonedx_document_shape() -> None:
@@ -184,7 +186,10 @@ def test_cyclonedx_versions_and_nesting(version: str) -> None:
         (b'{"bomFormat": "CycloneDX", "specVersion": "1.3"}', "unsupported CycloneDX"),
         (b'{"hello": 1}', "not an SBOM"),
         (b'{"spdxVersion": "SPDX-2.3", "packages": {}}', "packages is not a list"),
-        (b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [1]}', "is not an object"),
+        (
+            b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [1]}',
+            "is not an object",
+        ),
         (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
     ],
 )

@@ -38,7 +38,7 @@ _TYPE_INT32 = 4
 _TYPE_STRING = 6
 _TYPE_STRING_ARRAY = 8
 _TYPE_I18NSTRING = 9
-_WANTED = {TAG_NAME, TAG_VERSION, TAG_RELEASE, TAG_EPOCH, TAG_ARCH, TAG_SOURCERPM}
+_READ_TAGS = {TAG_NAME, TAG_VERSION, TAG_RELEASE, TAG_EPOCH, TAG_ARCH, TAG_SOURCERPM}
 _MAX_ENTRIES = 0xFFFF
 _MAX_DATA = 256 * 1024 * 1024
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -62,7 +62,7 @@ def parse_header_blob(blob: bytes) -> dict[int, str | int]:
     tags: dict[int, str | int] = {}
     for i in range(count):
         tag, kind, offset, items = struct.unpack_from(">IIiI", blob, 8 + 16 * i)
-        if tag not in _WANTED or offset < 0 or offset >= len(store):
+        if tag not in _READ_TAGS or offset < 0 or offset >= len(store):
             continue
         if kind in (_TYPE_STRING, _TYPE_I18NSTRING, _TYPE_STRING_ARRAY):
             end = store.find(b"\x00", offset)
