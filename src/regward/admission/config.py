@@ -55,7 +55,7 @@ class FailureMode(StrEnum):
 
 
 class NamespaceLabelSource(StrEnum):
-    """Where the labels of a request's namespace come from."""
+    """The source of the labels of a request's namespace."""
 
     CONFIG = "config"
     """The `namespaceLabels` map of the configuration, plus `kubernetes.io/metadata.name`."""
@@ -166,7 +166,7 @@ class AdmissionSettings:
         """Tell whether a namespace with `labels` must name images by digest.
 
         Unknown labels (None) require a digest whenever any selector is configured, because
-        the stricter answer is the safe one when the namespace cannot be read.
+        the stricter result is the safe one when the namespace cannot be read.
         """
         if not self.require_digest:
             return False

@@ -2,7 +2,7 @@
 
 Gatekeeper (v3.11 and later, `externaldata.gatekeeper.sh/v1beta1`) POSTs a `ProviderRequest`
 whose `request.keys` are the strings a ConstraintTemplate passed to `external_data`; here they
-are image references. The answer is a `ProviderResponse` with one item per distinct key:
+are image references. The response is a `ProviderResponse` with one item per distinct key:
 
     {"key": "registry.example.com/app:v1",
      "value": {"allowed": false, "warn": false, "digest": "sha256:…",
@@ -75,7 +75,7 @@ async def provider(
     *,
     budget: float = DEFAULT_PROVIDER_BUDGET,
 ) -> tuple[int, bytes]:
-    """Answer a Gatekeeper external data ProviderRequest.
+    """Handle a Gatekeeper external data ProviderRequest and build the ProviderResponse.
 
     Args:
         body: the request body as Gatekeeper sent it.

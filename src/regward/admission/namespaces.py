@@ -1,7 +1,7 @@
 """Namespace labels for `requireDigest` selectors: from the configuration or the Kubernetes API.
 
-An AdmissionReview for a Pod or a workload carries the namespace name but not its labels, so
-the labels come from the `namespaceLabels` map of the configuration, or from
+An AdmissionReview for a Pod or a workload carries the namespace name but not its labels. The
+labels come from the `namespaceLabels` map of the configuration, or from
 `GET /api/v1/namespaces/{name}` with the service account token of the pod regward runs in.
 """
 
@@ -26,7 +26,7 @@ from regward.errors import RegwardError
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-"""Where Kubernetes mounts a pod's service account token and the cluster CA certificate."""
+"""The folder where Kubernetes mounts a pod's service account token and the cluster CA."""
 
 MAX_NAMESPACE_BODY_BYTES = 1024 * 1024
 """Maximum size of a Namespace object read from the API server."""

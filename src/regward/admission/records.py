@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, select
+from sqlalchemy import BigInteger, Index, Integer, String, Text, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -255,4 +255,16 @@ class DeploymentRecorder:
             with Session(self.engine) as session:
                 return [_record_of(row) for row in session.scalars(query)]
         except SQLAlchemyError as exc:
+            if not self._has_table():
+                raise RecordsError(
+                    "the database has no deployments table: run `regward serve` with this "
+                    "database once, which applies the migrations"
+                ) from exc
             raise RecordsError(f"reading deployment records failed: {exc}") from exc
+
+    def _has_table(self) -> bool:
+        try:
+            return inspect(self.engine).has_table(DeploymentRow.__tablename__)
+        except SQLAlchemyError:
+            logger.debug("cannot inspect the database for the deployments table", exc_info=True)
+            return True

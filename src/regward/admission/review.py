@@ -2,7 +2,7 @@
 
 `validate` checks every image of a Pod or of the pod template of a workload: perimeter rules
 first, then the gate's decision for each reference, all within the review's budget. It responds
-with the request's `uid`; a denial names each failing image with its reason, and images that a
+with the request's `uid`. A denial names each failing image with its reason, and images that a
 `warn` rule denied come back as `warnings`. Admitted workloads are recorded as deployments,
 except for dry-run requests. DELETE requests end the workload's records.
 
@@ -264,7 +264,7 @@ async def validate(
     recorder: DeploymentRecorder | None = None,
     namespaces: NamespaceLabelLookup | None = None,
 ) -> tuple[int, bytes]:
-    """Answer a validating AdmissionReview.
+    """Handle a validating AdmissionReview and build its response.
 
     Args:
         body: the request body as the API server sent it.
@@ -336,7 +336,7 @@ async def _validate_request(
         budget=clock.budget,
     )
 
-    # (3): the answer: every failing image with its reason, warnings for the rest.
+    # (3): the response lists every failing image with its reason, and warnings for the rest.
     failures = [image for image in images if not outcomes[image.image].allowed]
     warnings = _warnings(images, outcomes)
     if failures:
@@ -437,7 +437,7 @@ async def mutate(
     budget: float | None = None,
     namespaces: NamespaceLabelLookup | None = None,
 ) -> tuple[int, bytes]:
-    """Answer a mutating AdmissionReview with a JSONPatch that pins allowed tags to digests.
+    """Handle a mutating AdmissionReview: a JSONPatch pins allowed tags to their digests.
 
     Only references that pass the perimeter rules, carry no digest yet and that the gate
     allowed are rewritten. In a namespace where `requireDigest` applies nothing is rewritten,

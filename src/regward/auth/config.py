@@ -245,9 +245,9 @@ class AuthSettings(_Model):
     token_lifetime: Duration = Field(default=15 * MINUTE, ge=MIN_TOKEN_LIFETIME, le=DAY)
     """Lifetime of issued registry tokens."""
     refresh_token_lifetime: Duration = Field(default=DAY, ge=MIN_TOKEN_LIFETIME, le=90 * DAY)
-    """Longest refresh token (OAuth2 `access_type=offline`); the credential's expiry caps it too."""
+    """Maximum refresh token lifetime (OAuth2 `access_type=offline`), also capped by the credential."""
     max_token_lifetime: Duration = Field(default=90 * DAY, ge=HOUR, le=3650 * DAY)
-    """Longest expiry a static token may be created or rotated with."""
+    """Maximum expiry a static token may be created or rotated with."""
     rotation_overlap: Duration = Field(default=HOUR, ge=0, le=7 * DAY)
     """How long the old secret of a rotated static token stays valid."""
     push_requires_oidc: bool = False

@@ -1,8 +1,8 @@
 """Errors raised by `regward.auth`.
 
-`AuthError` is the base of this package's errors. Invalid settings raise `AuthConfigError`;
-credentials that fail a check raise `AuthenticationError` (and its subclasses), whose message is
-safe to log and to return to the client because it never contains the credential itself.
+`AuthError` is the base of this package's errors. Invalid settings raise `AuthConfigError`.
+Credentials that fail a check raise `AuthenticationError` or a subclass. Its message is safe to log
+and to return to the client, because it never contains the credential itself.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class JwksFetchError(OidcVerificationError):
 
 
 class SigningKeyError(AuthError):
-    """The signing key directory cannot be read or written, or holds an unusable key."""
+    """The signing key directory cannot be read or written, or contains an unusable key."""
 
 
 class TokenStoreError(AuthError):

@@ -28,7 +28,7 @@ def repository_matches(pattern: str, repository: str) -> bool:
 
 
 class IdentityKind(enum.StrEnum):
-    """Where an identity's credential came from."""
+    """The kind of credential an identity presented."""
 
     OIDC = "oidc"
     STATIC = "static"
@@ -55,7 +55,7 @@ class Identity:
     kind: IdentityKind
     grants: tuple[Grant, ...]
     expires: float
-    """Unix time the presented credential expires; issued tokens never outlive it."""
+    """Unix time the presented credential expires; tokens issued from a static token end by then."""
     policies: tuple[str, ...] = ()
     """OIDC trust policies whose grants matched, in config order."""
     token_id: str | None = None

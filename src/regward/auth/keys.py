@@ -117,7 +117,7 @@ class SigningKeyRing:
     def verification_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """Return the public key with id `kid` while it is still valid, else None.
 
-        An unknown id causes one re-read of the folder (at most once a second), so a key that
+        An unknown id causes a re-read of the folder, at most once a second, so a key that
         another replica just created is found.
         """
         with self._lock:

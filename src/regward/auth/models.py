@@ -1,6 +1,6 @@
 """SQLAlchemy model of the `static_tokens` table, created by store migration 0002.
 
-The table holds one row per static token with its scope, its expiry and the SHA-256 of its secret,
+The table has one row per static token with its scope, its expiry and the SHA-256 of its secret,
 never the secret itself.
 """
 

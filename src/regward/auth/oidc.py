@@ -3,9 +3,10 @@
 A CI job logs in with username `oidc` and its OIDC ID token as the password. The token is accepted
 when a trust policy names its issuer and one of its audiences, its signature verifies with a key of
 the issuer's JWKS, its time claims are valid, and a grant of those policies matches its claims.
-Issuer keys come from a `jwksFile` (re-read when the file changes) or a `jwksUrl` (fetched with a
-timeout and a size cap, cached for the policy's `jwksCacheLifetime`, and fetched again once when a
-token names an unknown `kid`, at most every `MIN_REFETCH_INTERVAL` seconds).
+Issuer keys come from a `jwksFile`, re-read when the file changes, or from a `jwksUrl`. A URL is
+fetched with a timeout and a size cap and cached for the policy's `jwksCacheLifetime`. A token that
+names an unknown `kid` causes one more fetch, and fetches are at least `MIN_REFETCH_INTERVAL`
+seconds apart.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class JwksSource:
     def find_key(self, kid: str | None) -> dict[str, Any]:
         """Return the JWK for `kid`, reading or fetching the JWKS as needed.
 
-        A token without `kid` is accepted only when the JWKS holds exactly one key.
+        A token without `kid` is accepted only when the JWKS contains exactly one key.
 
         Raises:
             JwksFetchError: the JWKS cannot be read or fetched.
@@ -222,7 +223,9 @@ def _check_key_for_algorithm(jwk: Mapping[str, Any], algorithm: str) -> None:
     if jwk.get("use", "sig") != "sig":
         raise OidcVerificationError(f"JWK use is {jwk.get('use')!r}, expected 'sig'")
     if "alg" in jwk and jwk["alg"] != algorithm:
-        raise OidcVerificationError(f"JWK alg is {jwk['alg']!r}, token header says {algorithm!r}")
+        raise OidcVerificationError(
+            f"JWK alg is {jwk['alg']!r}, but the token header has alg {algorithm!r}"
+        )
     kty = jwk.get("kty")
     if algorithm.startswith(("RS", "PS")):
         expected_kty, curve_ok = "RSA", True

@@ -2,7 +2,7 @@
 
 Each address has a bucket of `burst` tokens refilled at `per_minute` tokens a minute. A failed login
 takes one token. While the bucket is empty, every login attempt from that address, correct or not,
-is answered with 429 and is not checked, so guessing costs the attacker time and the gate no CPU.
+gets 429 without a credential check, so guessing costs the attacker time and the gate no CPU.
 """
 
 from __future__ import annotations

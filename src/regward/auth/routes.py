@@ -32,7 +32,7 @@ _READS = frozenset({"GET", "HEAD"})
 
 
 class AccessKind(enum.StrEnum):
-    """What a request needs from the caller's identity."""
+    """The kind of access a request needs from the caller's identity."""
 
     BASE = "base"
     """`/v2/`: any authenticated identity."""

@@ -3,8 +3,8 @@
 A scope is `type[(class)]:name:action[,action…]`, for example `repository:acme/app:pull,push` or
 `registry:catalog:*`, as the Docker registry token specification defines it. The name may itself
 contain `:` (a `host:port/` prefix), so the type ends at the first `:` and the actions start after
-the last one. Scopes that do not parse are dropped, never raised, because the token endpoint grants
-the part of a request it can (a partial grant).
+the last one. `parse_scope` returns None for a scope that does not parse, and `parse_scopes`
+drops it, because the token endpoint grants the part of a request it can (a partial grant).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MAX_SCOPES = 32
 """Upper bound on scopes read from one token request; the rest are dropped."""
 
 MAX_NAME_LENGTH = 255
-"""Longest repository name accepted, the limit CNCF distribution applies."""
+"""Maximum repository name length, the limit CNCF distribution applies."""
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 REPOSITORY_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")

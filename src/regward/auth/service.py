@@ -63,7 +63,7 @@ class AuthorizationResult:
     """The decision on one `/v2/` request.
 
     When `allowed` is false, the gate sends `status`, `headers` and `body` as they are; `headers`
-    holds `WWW-Authenticate` or `Retry-After` but no `Content-Type`, and the body is JSON.
+    contains `WWW-Authenticate` or `Retry-After` but no `Content-Type`, and the body is JSON.
     """
 
     allowed: bool
@@ -243,7 +243,7 @@ class AuthService:
 
         retry_after = self._limiter.retry_after(client_address)
         if retry_after > 0:
-            logger.info("login from %s refused: too many failed logins", client_address)
+            logger.info("login from %s rejected: too many failed logins", client_address)
             return self._token_error(
                 request,
                 429,
@@ -356,7 +356,7 @@ class AuthService:
         # (1): authenticate: refresh token, or username/password (OIDC or static token).
         # (2): intersect the requested scopes with the identity's grants (partial grant).
         # (3): take the configured lifetime, bounded by a static token's own expiry.
-        # (4): sign, audit, and answer.
+        # (4): sign, write the audit records, and return the response.
         requested = parse_scopes(request.scopes)
         try:
             if request.grant_type == "refresh_token":

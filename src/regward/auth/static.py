@@ -42,7 +42,7 @@ LAST_USE_INTERVAL = 60.0
 
 @dataclass(frozen=True)
 class StaticToken:
-    """What `regward token list` shows of a static token: everything but the secret."""
+    """A static token as `regward token list` shows it: everything but the secret."""
 
     id: str
     description: str
@@ -136,7 +136,7 @@ class StaticTokenStore:
 
         Args:
             engine: SQLAlchemy engine of the regward store.
-            max_lifetime: longest expiry in seconds a token may be created or rotated with.
+            max_lifetime: maximum expiry in seconds a token may be created or rotated with.
             rotation_overlap: seconds the old secret stays valid after `rotate`.
             clock: returns the current Unix time.
         """
@@ -195,12 +195,12 @@ class StaticTokenStore:
         now = self._now()
         token_id = secrets.token_hex(6)
         secret = secrets.token_hex(32)
-        wanted = set(actions)
+        requested_actions = set(actions)
         row = StaticTokenRow(
             id=token_id,
             description=description,
             repositories=list(dict.fromkeys(repositories)),
-            actions=[str(a) for a in Action if a in wanted],
+            actions=[str(a) for a in Action if a in requested_actions],
             created_at=now,
             expires_at=datetime.fromtimestamp(now.timestamp() + expires_in, UTC),
             secret_hash=_hash(token_id, secret),

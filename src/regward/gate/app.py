@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
+import itertools
+import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -95,6 +97,10 @@ class Gate:
         self.auth: Any = None
         self.admission: Any = None
         self._started = False
+        # Request ids are a per-process random prefix and a counter: unique enough to correlate
+        # log lines and audit records, and cheaper than a UUID per request.
+        self._id_prefix = os.urandom(4).hex()
+        self._id_counter = itertools.count(1)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -169,7 +175,9 @@ class Gate:
             return
         if not self._started:
             await self.startup()
-        rid = header(scope, b"x-request-id") or uuid.uuid4().hex[:16]
+        rid = _client_request_id(header(scope, b"x-request-id")) or (
+            f"{self._id_prefix}-{next(self._id_counter):x}"
+        )
         token = request_id.set(rid)
         started = time.perf_counter()
         status_holder = [0]
@@ -469,6 +477,16 @@ async def _request_chunks(receive: Receive) -> AsyncIterator[bytes]:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _client_request_id(value: str | None) -> str | None:
+    """Accept a client's X-Request-Id only if it is short and plain, since it reaches the logs."""
+    if value is not None and _REQUEST_ID_RE.fullmatch(value):
+        return value
+    return None
 
 
 def _client_address(scope: Scope) -> str:

@@ -683,13 +683,19 @@ class LayerFileSystem:
             self._files = list(self._walk(self._root))
         yield from self._files
 
-    def _walk(self, directory: dict[str, Any]) -> Iterator[IndexedFile]:
-        for name in sorted(directory):
-            node = directory[name]
-            if isinstance(node, dict):
-                yield from self._walk(node)
-            elif isinstance(node, IndexedFile):
-                yield node
+    @staticmethod
+    def _walk(root: dict[str, Any]) -> Iterator[IndexedFile]:
+        # An explicit stack: a layer can nest directories deeper than Python's recursion limit.
+        stack: list[Iterator[tuple[str, Any]]] = [iter(sorted(root.items()))]
+        while stack:
+            for _, node in stack[-1]:
+                if isinstance(node, dict):
+                    stack.append(iter(sorted(node.items())))
+                    break
+                if isinstance(node, IndexedFile):
+                    yield node
+            else:
+                stack.pop()
 
 
 def merge_layers(layers: Iterable[LayerIndex], limits: Limits = DEFAULT_LIMITS) -> LayerFileSystem:

@@ -223,7 +223,7 @@ def test_malformed_review_gets_400(cluster: Cluster) -> None:
 
 
 class SilentUpstream:
-    """A TCP server on loopback that accepts connections and never answers."""
+    """A TCP server on loopback that accepts connections and never responds."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -268,7 +268,6 @@ def test_slow_upstream_denied_within_budget(tmp_path: Path) -> None:
         pytest.skip("the gate does not serve /admission/validate")
     assert status == 200
     assert elapsed < 4.0
-    print(response, elapsed)
     response = document["response"]
     assert response["allowed"] is False
-    assert "timed out" in response["status"]["message"], response
+    assert "timed out after 1.5 s waiting for the decision" in response["status"]["message"]

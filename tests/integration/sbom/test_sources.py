@@ -185,3 +185,17 @@ def test_main_prints_count(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "1\n"
+
+
+@pytest.mark.registry
+async def test_registry_index_picks_linux_amd64(registry: RunningRegistry) -> None:
+    from tests.support.images import push_image, push_index
+
+    amd64 = push_image(registry.url, "team/multi", None, {"var/lib/dpkg/status": STATUS_NEW})
+    arm64 = push_image(
+        registry.url, "team/multi", None, {"var/lib/dpkg/status": STATUS_OLD}, architecture="arm64"
+    )
+    index_digest, _ = push_index(registry.url, "team/multi", "v1", [amd64, arm64])
+    async with RegistryClient.for_registry(registry.host) as client:
+        catalog = await catalog_image(client, "team/multi", index_digest)
+    assert summary(catalog) == [("deb", "curl", "7.88.1-10+deb12u8")]

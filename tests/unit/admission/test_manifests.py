@@ -6,7 +6,7 @@ fields fail. Both the oldest and the newest Kubernetes version it ships are chec
 Gatekeeper Provider and ConstraintTemplate are validated against their CRD schemas in
 `schemas/`, closed the same way.
 The ConstraintTemplate's Rego is evaluated with regopy, with `external_data` replaced by the
-answer regward's provider gives, converted the way Gatekeeper hands it to Rego.
+response of regward's provider, converted the way Gatekeeper hands it to Rego.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def test_missing_table_raises_records_error() -> None:
     engine = create_engine("sqlite://", poolclass=StaticPool)
     recorder = DeploymentRecorder(engine)
     with pytest.raises(
-        RecordsError, match="reading deployment records failed: .*no such table: deployments"
+        RecordsError, match="the database has no deployments table: run `regward serve`"
     ):
         recorder.list_at(T0)
     with pytest.raises(RecordsError, match="recording deployment shop/Deployment/web failed"):

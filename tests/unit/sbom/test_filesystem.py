@@ -366,3 +366,9 @@ def test_magic_request_reads_executables_only() -> None:
 def test_selector_rejects_capturing_groups() -> None:
     with pytest.raises(ValueError, match="capturing groups"):
         FileSelector([FileRequest(kind="x", pattern=r"(a|b)")])
+
+
+def test_deep_directories_do_not_recurse() -> None:
+    deep = "d/" * 1500 + "var/lib/dpkg/status"
+    fs = merged(make_tar([Entry(deep, STATUS), Entry("var/lib/dpkg/status", STATUS)]))
+    assert paths(fs) == [deep, "var/lib/dpkg/status"]

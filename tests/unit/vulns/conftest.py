@@ -29,10 +29,17 @@ def record(
     **fields: Any,
 ) -> dict[str, Any]:
     """Return an OSV record with one affected package."""
-    affected: dict[str, Any] = {"package": {"ecosystem": ecosystem, "name": name}, "ranges": list(ranges)}
+    affected: dict[str, Any] = {
+        "package": {"ecosystem": ecosystem, "name": name},
+        "ranges": list(ranges),
+    }
     if versions is not None:
         affected["versions"] = versions
-    data: dict[str, Any] = {"id": record_id, "modified": "2025-01-01T00:00:00Z", "affected": [affected]}
+    data: dict[str, Any] = {
+        "id": record_id,
+        "modified": "2025-01-01T00:00:00Z",
+        "affected": [affected],
+    }
     data.update(fields)
     return data
 

@@ -29,16 +29,28 @@ def test_load_zip_equals_directory(tmp_path: Path) -> None:
 
 
 def test_revision_depends_on_content_only(tmp_path: Path) -> None:
-    first = feed_of(record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.0"))))
-    same = feed_of(record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.0"))))
-    changed = feed_of(record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.1"))))
+    first = feed_of(
+        record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.0")))
+    )
+    same = feed_of(
+        record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.0")))
+    )
+    changed = feed_of(
+        record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0"), ("fixed", "1.1")))
+    )
     assert first.revision == same.revision
     assert first.revision != changed.revision
 
 
 def test_withdrawn_records_dropped() -> None:
     feed = feed_of(
-        record("A-1", "PyPI", "a", ecosystem_range(("introduced", "0")), withdrawn="2024-02-02T00:00:00Z"),
+        record(
+            "A-1",
+            "PyPI",
+            "a",
+            ecosystem_range(("introduced", "0")),
+            withdrawn="2024-02-02T00:00:00Z",
+        ),
         record("A-2", "PyPI", "a", ecosystem_range(("introduced", "0"))),
     )
     assert set(feed.records) == {"A-2"}
@@ -97,7 +109,9 @@ def test_single_upstream_groups_like_alias_and_bundles_do_not() -> None:
 def test_upstream_cycle_terminates() -> None:
     feed = load(vulns_asset("records"))
     assert feed.groups.upstream_closure("CYCLE-ROOT-1") == frozenset({"CYCLE-ROOT-2"})
-    assert feed.groups.upstream_closure("CYCLE-ROOT-3") == frozenset({"CYCLE-ROOT-1", "CYCLE-ROOT-2"})
+    assert feed.groups.upstream_closure("CYCLE-ROOT-3") == frozenset(
+        {"CYCLE-ROOT-1", "CYCLE-ROOT-2"}
+    )
 
 
 def test_counts_per_ecosystem() -> None:
@@ -129,7 +143,10 @@ def test_secdb_zero_means_not_affected(tmp_path: Path) -> None:
     records = {r.id: r for r in load_secdb([secdb])}
     assert set(records) == {"ALPINE-CVE-2021-2", "ALPINE-CVE-2021-3"}
     events = records["ALPINE-CVE-2021-2"].affected[0].ranges[0].events
-    assert [(e.kind.value, e.version) for e in events] == [("introduced", "0"), ("fixed", "1.36.1-r5")]
+    assert [(e.kind.value, e.version) for e in events] == [
+        ("introduced", "0"),
+        ("fixed", "1.36.1-r5"),
+    ]
     assert records["ALPINE-CVE-2021-2"].affected[0].package is not None
     assert records["ALPINE-CVE-2021-2"].affected[0].package.ecosystem == "Alpine:v3.19"
 

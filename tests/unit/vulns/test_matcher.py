@@ -43,13 +43,22 @@ SIMPLE = record("PYSEC-1", "PyPI", "demo", ecosystem_range(("introduced", "1.0")
 
 @pytest.mark.parametrize(
     ("version", "affected"),
-    [("0.9", False), ("1.0", True), ("1.4.99", True), ("1.5", False), ("2.0", False), ("1.5rc1", True)],
+    [
+        ("0.9", False),
+        ("1.0", True),
+        ("1.4.99", True),
+        ("1.5", False),
+        ("2.0", False),
+        ("1.5rc1", True),
+    ],
 )
 def test_introduced_inclusive_fixed_exclusive(version: str, affected: bool) -> None:
     assert found_ids(feed_of(SIMPLE), pypi("demo", version)) == (["PYSEC-1"] if affected else [])
 
 
-@pytest.mark.parametrize(("version", "affected"), [("1.11.0", True), ("1.11.1", False), ("0.1", True)])
+@pytest.mark.parametrize(
+    ("version", "affected"), [("1.11.0", True), ("1.11.1", False), ("0.1", True)]
+)
 def test_last_affected_inclusive(version: str, affected: bool) -> None:
     feed = load(vulns_asset("records/PYSEC-2022-42969.json"))
     assert found_ids(feed, pypi("py", version)) == (["PYSEC-2022-42969"] if affected else [])
@@ -57,19 +66,24 @@ def test_last_affected_inclusive(version: str, affected: bool) -> None:
 
 @pytest.mark.parametrize(("version", "affected"), [("1.9", True), ("2.0", False), ("2.5", False)])
 def test_limit_bounds_the_range(version: str, affected: bool) -> None:
-    limited = record("X-1", "PyPI", "demo", ecosystem_range(("introduced", "1.0"), ("limit", "2.0")))
+    limited = record(
+        "X-1", "PyPI", "demo", ecosystem_range(("introduced", "1.0"), ("limit", "2.0"))
+    )
     assert found_ids(feed_of(limited), pypi("demo", version)) == (["X-1"] if affected else [])
 
 
 @pytest.mark.parametrize(
-    ("version", "affected"), [("0.5", True), ("1.0", False), ("1.2", True), ("1.3", False), ("3.0", True)]
+    ("version", "affected"),
+    [("0.5", True), ("1.0", False), ("1.2", True), ("1.3", False), ("3.0", True)],
 )
 def test_several_intervals_and_ranges(version: str, affected: bool) -> None:
     item = record(
         "X-1",
         "PyPI",
         "demo",
-        ecosystem_range(("introduced", "0"), ("fixed", "1.0"), ("introduced", "1.2"), ("fixed", "1.3")),
+        ecosystem_range(
+            ("introduced", "0"), ("fixed", "1.0"), ("introduced", "1.2"), ("fixed", "1.3")
+        ),
         ecosystem_range(("introduced", "3.0")),
     )
     assert found_ids(feed_of(item), pypi("demo", version)) == (["X-1"] if affected else [])
@@ -94,15 +108,22 @@ def test_git_range_listed_first_does_not_hide_ecosystem_range() -> None:
 
 def test_semver_range_with_prerelease_introduced() -> None:
     item = record(
-        "RUSTSEC-1", "crates.io", "demo", ecosystem_range(("introduced", "0.0.0-0"), ("fixed", "0.6.1"), kind="SEMVER")
+        "RUSTSEC-1",
+        "crates.io",
+        "demo",
+        ecosystem_range(("introduced", "0.0.0-0"), ("fixed", "0.6.1"), kind="SEMVER"),
     )
     package = Package(name="demo", version="0.6.0", type="cargo", purl="pkg:cargo/demo@0.6.0")
     assert found_ids(feed_of(item), package) == ["RUSTSEC-1"]
 
 
 def test_open_ended_range_is_noted() -> None:
-    item = record("GO-1", "Go", "example.com/m", ecosystem_range(("introduced", "0"), kind="SEMVER"))
-    package = Package(name="m", version="v9.9.9", type="golang", purl="pkg:golang/example.com/m@v9.9.9")
+    item = record(
+        "GO-1", "Go", "example.com/m", ecosystem_range(("introduced", "0"), kind="SEMVER")
+    )
+    package = Package(
+        name="m", version="v9.9.9", type="golang", purl="pkg:golang/example.com/m@v9.9.9"
+    )
     [finding] = match(feed_of(item), [package])
     assert finding.notes == (MatchNote.OPEN_ENDED,)
     assert finding.fixed == ()
@@ -113,7 +134,9 @@ def test_fixed_versions_above_installed_in_order() -> None:
         "X-1",
         "PyPI",
         "demo",
-        ecosystem_range(("introduced", "0"), ("fixed", "1.10"), ("introduced", "2.0"), ("fixed", "2.3")),
+        ecosystem_range(
+            ("introduced", "0"), ("fixed", "1.10"), ("introduced", "2.0"), ("fixed", "2.3")
+        ),
         ecosystem_range(("introduced", "0"), ("fixed", "1.9")),
     )
     [finding] = match(feed_of(item), [pypi("demo", "1.2")])
@@ -127,7 +150,12 @@ def test_package_without_version_is_not_evaluated() -> None:
 
 
 def test_unparseable_installed_version_does_not_match() -> None:
-    item = record("X-1", "npm", "demo", ecosystem_range(("introduced", "0"), ("fixed", "2.0.0"), kind="SEMVER"))
+    item = record(
+        "X-1",
+        "npm",
+        "demo",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0.0"), kind="SEMVER"),
+    )
     package = Package(name="demo", version="not-a-version", type="npm", purl="pkg:npm/demo@x")
     assert match(feed_of(item), [package]) == []
 
@@ -140,7 +168,12 @@ def test_unparseable_installed_version_does_not_match() -> None:
         ({"severity": [{"type": "CVSS_V2", "score": HIGH_V2}]}, Severity.HIGH),
         ({"severity": [{"type": "CVSS_V4", "score": CRITICAL_V4}]}, Severity.CRITICAL),
         (
-            {"severity": [{"type": "CVSS_V2", "score": HIGH_V2}, {"type": "CVSS_V3", "score": LOW_V3}]},
+            {
+                "severity": [
+                    {"type": "CVSS_V2", "score": HIGH_V2},
+                    {"type": "CVSS_V3", "score": LOW_V3},
+                ]
+            },
             Severity.HIGH,
         ),
         ({"severity": [{"type": "CVSS_V3", "score": "garbage"}]}, None),
@@ -167,9 +200,17 @@ def test_errata_summary_prefix_for_almalinux() -> None:
 
 
 def test_severity_falls_back_to_alias_records_in_feed() -> None:
-    go = record("GO-1", "Go", "example.com/m", ecosystem_range(("introduced", "0"), ("fixed", "1.2.0"), kind="SEMVER"), aliases=["GHSA-1"])
+    go = record(
+        "GO-1",
+        "Go",
+        "example.com/m",
+        ecosystem_range(("introduced", "0"), ("fixed", "1.2.0"), kind="SEMVER"),
+        aliases=["GHSA-1"],
+    )
     ghsa = record("GHSA-1", "npm", "unrelated", database_specific={"severity": "CRITICAL"})
-    package = Package(name="m", version="v1.0.0", type="golang", purl="pkg:golang/example.com/m@v1.0.0")
+    package = Package(
+        name="m", version="v1.0.0", type="golang", purl="pkg:golang/example.com/m@v1.0.0"
+    )
     [finding] = match(feed_of(go, ghsa), [package])
     assert finding.id == "GO-1"
     assert finding.severity == Severity.CRITICAL
@@ -188,7 +229,12 @@ def test_severity_order() -> None:
 
 
 def test_informational_rustsec_noted() -> None:
-    data = record("RUSTSEC-2020-1", "crates.io", "old", ecosystem_range(("introduced", "0.0.0-0"), kind="SEMVER"))
+    data = record(
+        "RUSTSEC-2020-1",
+        "crates.io",
+        "old",
+        ecosystem_range(("introduced", "0.0.0-0"), kind="SEMVER"),
+    )
     data["affected"][0]["database_specific"] = {"informational": "unmaintained"}
     package = Package(name="old", version="1.0.0", type="cargo", purl="pkg:cargo/old@1.0.0")
     [finding] = match(feed_of(data), [package])
@@ -196,8 +242,19 @@ def test_informational_rustsec_noted() -> None:
 
 
 def test_rpm_missing_epoch_policy() -> None:
-    data = record("ALSA-1", "AlmaLinux:9", "openssl", ecosystem_range(("introduced", "0"), ("fixed", "1:3.0.7-24.el9")))
-    package = Package(name="openssl", version="3.0.7-27.el9", type="rpm", purl="", distro=Distro("almalinux", "9.4"))
+    data = record(
+        "ALSA-1",
+        "AlmaLinux:9",
+        "openssl",
+        ecosystem_range(("introduced", "0"), ("fixed", "1:3.0.7-24.el9")),
+    )
+    package = Package(
+        name="openssl",
+        version="3.0.7-27.el9",
+        type="rpm",
+        purl="",
+        distro=Distro("almalinux", "9.4"),
+    )
     feed = feed_of(data)
     assert found_ids(feed, package) == []
     assert found_ids(feed, package, MatchOptions(missing_epoch=MissingEpoch.ZERO)) == ["ALSA-1"]

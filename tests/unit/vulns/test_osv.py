@@ -57,11 +57,21 @@ def test_upstream_and_severity_kept() -> None:
         ({"modified": "2024-01-01T00:00:00Z"}, "id: Field required"),
         ({"id": "X-1"}, "modified: Field required"),
         (
-            {"id": "X-1", "modified": "x", "affected": [{"ranges": [{"type": "SEMVER", "events": [{"introduced": "0", "fixed": "1"}]}]}]},
+            {
+                "id": "X-1",
+                "modified": "x",
+                "affected": [
+                    {"ranges": [{"type": "SEMVER", "events": [{"introduced": "0", "fixed": "1"}]}]}
+                ],
+            },
             "exactly one of",
         ),
         (
-            {"id": "X-1", "modified": "x", "affected": [{"ranges": [{"type": "SEMVER", "events": [{"broken": "1"}]}]}]},
+            {
+                "id": "X-1",
+                "modified": "x",
+                "affected": [{"ranges": [{"type": "SEMVER", "events": [{"broken": "1"}]}]}],
+            },
             "exactly one of",
         ),
     ],
@@ -73,7 +83,11 @@ def test_invalid_records_rejected(data: dict[str, object], message: str) -> None
 
 def test_unknown_range_type_kept_as_unknown() -> None:
     parsed = parse_record(
-        {"id": "X-1", "modified": "x", "affected": [{"ranges": [{"type": "NEWTYPE", "events": [{"introduced": "0"}]}]}]}
+        {
+            "id": "X-1",
+            "modified": "x",
+            "affected": [{"ranges": [{"type": "NEWTYPE", "events": [{"introduced": "0"}]}]}],
+        }
     )
     assert parsed.affected[0].ranges[0].type == RangeType.UNKNOWN
 
@@ -157,68 +171,114 @@ def _package(**fields: object) -> Package:
     ("package", "ecosystems", "name", "version"),
     [
         (
-            _package(name="libssl3", version="3.0.11-1~deb12u2", type="deb", source_name="openssl", distro=Distro("debian", "12")),
+            _package(
+                name="libssl3",
+                version="3.0.11-1~deb12u2",
+                type="deb",
+                source_name="openssl",
+                distro=Distro("debian", "12"),
+            ),
             ("Debian:12",),
             "openssl",
             "3.0.11-1~deb12u2",
         ),
         (
-            _package(name="perl-base", version="5.36.0-7", type="deb", purl="pkg:deb/debian/perl-base@5.36.0-7?arch=amd64&upstream=perl&distro=debian-12"),
+            _package(
+                name="perl-base",
+                version="5.36.0-7",
+                type="deb",
+                purl="pkg:deb/debian/perl-base@5.36.0-7?arch=amd64&upstream=perl&distro=debian-12",
+            ),
             ("Debian:12",),
             "perl",
             "5.36.0-7",
         ),
         (
-            _package(name="libssl3", version="3.1.4-r5", type="apk", source_name="openssl", distro=Distro("alpine", "3.20.3")),
+            _package(
+                name="libssl3",
+                version="3.1.4-r5",
+                type="apk",
+                source_name="openssl",
+                distro=Distro("alpine", "3.20.3"),
+            ),
             ("Alpine:v3.20",),
             "openssl",
             "3.1.4-r5",
         ),
         (
-            _package(name="curl", version="7.88.1-10", type="deb", distro=Distro("ubuntu", "22.04")),
+            _package(
+                name="curl", version="7.88.1-10", type="deb", distro=Distro("ubuntu", "22.04")
+            ),
             ("Ubuntu:22.04:LTS",),
             "curl",
             "7.88.1-10",
         ),
         (
-            _package(name="bash", version="5.1.8-9.el9", type="rpm", distro=Distro("almalinux", "9.4")),
+            _package(
+                name="bash", version="5.1.8-9.el9", type="rpm", distro=Distro("almalinux", "9.4")
+            ),
             ("AlmaLinux:9",),
             "bash",
             "5.1.8-9.el9",
         ),
         (
-            _package(name="Flask_Cors", version="1.0.0", type="pypi", purl="pkg:pypi/flask-cors@1.0.0"),
+            _package(
+                name="Flask_Cors", version="1.0.0", type="pypi", purl="pkg:pypi/flask-cors@1.0.0"
+            ),
             ("PyPI",),
             "flask-cors",
             "1.0.0",
         ),
         (
-            _package(name="jackson-databind", version="2.9.8", type="maven", purl="pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.8"),
+            _package(
+                name="jackson-databind",
+                version="2.9.8",
+                type="maven",
+                purl="pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.8",
+            ),
             ("Maven",),
             "com.fasterxml.jackson.core:jackson-databind",
             "2.9.8",
         ),
         (
-            _package(name="runc", version="v1.0.1", type="golang", purl="pkg:golang/github.com/opencontainers/runc@v1.0.1"),
+            _package(
+                name="runc",
+                version="v1.0.1",
+                type="golang",
+                purl="pkg:golang/github.com/opencontainers/runc@v1.0.1",
+            ),
             ("Go",),
             "github.com/opencontainers/runc",
             "v1.0.1",
         ),
         (
-            _package(name="stdlib", version="go1.22.4 X:boringcrypto", type="golang", purl="pkg:golang/stdlib@go1.22.4"),
+            _package(
+                name="stdlib",
+                version="go1.22.4 X:boringcrypto",
+                type="golang",
+                purl="pkg:golang/stdlib@go1.22.4",
+            ),
             ("Go",),
             "stdlib",
             "1.22.4",
         ),
         (
-            _package(name="linux-image-amd64", version="6.12.90-2~bpo12+1", type="deb", source_name="linux", distro=Distro("debian", "12")),
+            _package(
+                name="linux-image-amd64",
+                version="6.12.90-2~bpo12+1",
+                type="deb",
+                source_name="linux",
+                distro=Distro("debian", "12"),
+            ),
             ("Debian:13", "Debian:12"),
             "linux",
             "6.12.90-2~bpo12+1",
         ),
     ],
 )
-def test_queries_for(package: Package, ecosystems: tuple[str, ...], name: str, version: str) -> None:
+def test_queries_for(
+    package: Package, ecosystems: tuple[str, ...], name: str, version: str
+) -> None:
     query = queries_for(package)[0]
     assert query.ecosystems == ecosystems
     assert query.name == name
@@ -226,8 +286,16 @@ def test_queries_for(package: Package, ecosystems: tuple[str, ...], name: str, v
 
 
 def test_queries_for_wolfi_use_the_subpackage_name() -> None:
-    package = _package(name="openssl-config", version="3.3.0-r1", type="apk", source_name="openssl", distro=Distro("wolfi", "20230201"))
-    assert [(q.ecosystems, q.name) for q in queries_for(package)] == [(("Wolfi",), "openssl-config")]
+    package = _package(
+        name="openssl-config",
+        version="3.3.0-r1",
+        type="apk",
+        source_name="openssl",
+        distro=Distro("wolfi", "20230201"),
+    )
+    assert [(q.ecosystems, q.name) for q in queries_for(package)] == [
+        (("Wolfi",), "openssl-config")
+    ]
 
 
 def test_queries_for_package_without_distro_is_empty() -> None:

@@ -94,7 +94,16 @@ SEMVER_GO = [
 ]
 
 
-@pytest.mark.parametrize(("ecosystem", "cases"), [("Maven", MAVEN), ("NuGet", NUGET), ("RubyGems", RUBYGEMS), ("Packagist", PACKAGIST), ("Go", SEMVER_GO)])
+@pytest.mark.parametrize(
+    ("ecosystem", "cases"),
+    [
+        ("Maven", MAVEN),
+        ("NuGet", NUGET),
+        ("RubyGems", RUBYGEMS),
+        ("Packagist", PACKAGIST),
+        ("Go", SEMVER_GO),
+    ],
+)
 def test_family_examples(ecosystem: str, cases: list[tuple[str, str, str]]) -> None:
     for left, operator, right in cases:
         assert_order(ecosystem, left, operator, right)

@@ -333,6 +333,8 @@ class GoBinaryCataloger(Cataloger):
             version = main.version
             if version == DEVEL:
                 version = _version_from_ldflags(settings.get("-ldflags", ""), main.path) or version
+            # NOTE: syft also takes the first semver-like string anywhere in the binary as the
+            # version. That guess is not made here, so such main modules stay "(devel)".
             if version == DEVEL:
                 version = (
                     _pseudo_version(settings.get("vcs.revision", ""), settings.get("vcs.time", ""))
