@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -33,9 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from regward.demo import free_port, run_gate, run_registry, stop, wait_http  # noqa: E402
-from regward.oci.client import RegistryClient  # noqa: E402
-from regward.signatures.sign import generate_keypair, sign_image  # noqa: E402
 from tests.support.images import (  # noqa: E402
     OCI_CONFIG,
     OCI_INDEX,
@@ -45,6 +43,10 @@ from tests.support.images import (  # noqa: E402
     put_manifest,
     upload_blob,
 )
+
+from regward.demo import free_port, run_gate, run_registry, stop, wait_http  # noqa: E402
+from regward.oci.client import RegistryClient  # noqa: E402
+from regward.signatures.sign import generate_keypair, sign_image  # noqa: E402
 
 ACCEPT = f"Accept: {OCI_MANIFEST}, {OCI_INDEX}"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -119,7 +121,9 @@ def wrk(url: str, connections: int, seconds: int, latency: bool = False) -> dict
         found = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output)
         if found:
             value, unit = float(found.group(1)), found.group(2)
-            result[f"p{percentile}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            result[f"p{percentile}_ms"] = (
+                value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            )
     return result
 
 
@@ -129,7 +133,10 @@ def blob_throughput(url: str, runs: int = 3) -> float:
     for _ in range(runs):
         output = subprocess.run(  # noqa: S603
             ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}", url],
-            capture_output=True, text=True, check=True, timeout=300,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
         ).stdout.split()
         if output[1] != "200":
             raise RuntimeError(f"blob GET {url} answered {output[1]}")
@@ -143,10 +150,13 @@ def push_big_image(registry_url: str, repository: str, size: int) -> tuple[str, 
     layer_digest = upload_blob(registry_url, repository, layer)
     config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
     config_digest = upload_blob(registry_url, repository, config)
-    manifest = (
-        '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"%s","size":%d},'
-        '"layers":[{"mediaType":"%s","digest":"%s","size":%d}]}'
-        % (OCI_MANIFEST, OCI_CONFIG, config_digest, len(config), OCI_LAYER_GZIP, layer_digest, size)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": size}],
+        }
     ).encode()
     digest = put_manifest(registry_url, repository, "big", manifest, OCI_MANIFEST)
     assert digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
@@ -174,12 +184,19 @@ def main() -> int:
             "    signatures:\n      authorities:\n        - name: ci\n          key: {path: cosign.pub}\n"
         )
         small = push_image(registry, "bench/small", "v1")
-        big_digest, layer_digest = push_big_image(registry, "bench/big", args.blob_mib * 1024 * 1024)
+        big_digest, layer_digest = push_big_image(
+            registry, "bench/big", args.blob_mib * 1024 * 1024
+        )
 
         async def sign_all() -> None:
             async with RegistryClient(registry) as client:
-                for repository, digest in (("bench/small", small.digest), ("bench/big", big_digest)):
-                    await sign_image(client, repository, digest, private_pem, docker_reference=repository)
+                for repository, digest in (
+                    ("bench/small", small.digest),
+                    ("bench/big", big_digest),
+                ):
+                    await sign_image(
+                        client, repository, digest, private_pem, docker_reference=repository
+                    )
 
         asyncio.run(sign_all())
         nginx = stack.enter_context(run_nginx(workdir, registry))
@@ -187,7 +204,10 @@ def main() -> int:
         gate = f"http://{gate_host}"
         gate_pid = int(
             subprocess.run(
-                ["pgrep", "-f", "--", f"--listen {gate_host}"], capture_output=True, text=True, check=True
+                ["pgrep", "-f", "--", f"--listen {gate_host}"],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.split()[0]
         )
         # Warm the gate's decision for both images, which also allows the big image's blobs.
@@ -208,22 +228,33 @@ def main() -> int:
             latency_run = wrk(by_tag, 1, args.seconds, latency=True)
             results[name]["tag_rps"] = tag_run["rps"]
             results[name]["digest_rps"] = digest_run["rps"]
-            results[name]["errors"] = tag_run["errors"] + digest_run["errors"] + latency_run["errors"]
+            results[name]["errors"] = (
+                tag_run["errors"] + digest_run["errors"] + latency_run["errors"]
+            )
             results[name]["p50_ms"] = latency_run.get("p50_ms", 0.0)
             results[name]["p99_ms"] = latency_run.get("p99_ms", 0.0)
             if name == "regward":
-                results[name]["cpu_tag_ms"] = 1000 * (cpu_mid - cpu_before) / max(tag_run["requests"], 1)
-                results[name]["cpu_digest_ms"] = 1000 * (cpu_after - cpu_mid) / max(digest_run["requests"], 1)
+                results[name]["cpu_tag_ms"] = (
+                    1000 * (cpu_mid - cpu_before) / max(tag_run["requests"], 1)
+                )
+                results[name]["cpu_digest_ms"] = (
+                    1000 * (cpu_after - cpu_mid) / max(digest_run["requests"], 1)
+                )
             results[name]["blob_mbs"] = blob_throughput(f"{base}/v2/bench/big/blobs/{layer_digest}")
             rows.append((name, results[name]))
 
     direct = results["direct"]
     print(f"machine: {os.cpu_count()} cores, {platform_line()}")
-    print(f"command: python bench/bench_gate.py --seconds {args.seconds} --blob-mib {args.blob_mib}\n")
-    print("| path | manifest GET/s by tag (32 conn) | by digest (32 conn) | p50 ms (1 conn) | p99 ms | blob MB/s | non-2xx |")
+    print(
+        f"command: python bench/bench_gate.py --seconds {args.seconds} --blob-mib {args.blob_mib}\n"
+    )
+    print(
+        "| path | manifest GET/s by tag (32 conn) | by digest (32 conn) | p50 ms (1 conn) | p99 ms | blob MB/s | non-2xx |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, row in rows:
-        def ratio(key: str) -> str:
+
+        def ratio(key: str, row: dict[str, float] = row) -> str:
             return f"{row[key] / direct[key]:.2f}×" if direct[key] else "-"
 
         print(

@@ -187,8 +187,9 @@ def write_oci_layout(directory: Path, tag: str, files: dict[str, bytes]) -> str:
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
     """Run skopeo with a bounded time and capture its output."""
+    binary = shutil.which("skopeo") or "skopeo"
     return subprocess.run(  # noqa: S603 - fixed binary, arguments built by the demo
-        ["skopeo", *args], capture_output=True, text=True, timeout=120, check=False
+        [binary, *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 

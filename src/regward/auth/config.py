@@ -245,7 +245,7 @@ class AuthSettings(_Model):
     token_lifetime: Duration = Field(default=15 * MINUTE, ge=MIN_TOKEN_LIFETIME, le=DAY)
     """Lifetime of issued registry tokens."""
     refresh_token_lifetime: Duration = Field(default=DAY, ge=MIN_TOKEN_LIFETIME, le=90 * DAY)
-    """Maximum refresh token lifetime (OAuth2 `access_type=offline`), also capped by the credential."""
+    """Maximum refresh token lifetime (OAuth2 `access_type=offline`); the credential caps it too."""
     max_token_lifetime: Duration = Field(default=90 * DAY, ge=HOUR, le=3650 * DAY)
     """Maximum expiry a static token may be created or rotated with."""
     rotation_overlap: Duration = Field(default=HOUR, ge=0, le=7 * DAY)

@@ -22,7 +22,12 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from regward.auth.config import MIN_TOKEN_LIFETIME, AuthSettings
-from regward.auth.errors import AuthenticationError, JwksFetchError, TokenStoreError
+from regward.auth.errors import (
+    AuthenticationError,
+    JwksFetchError,
+    SigningKeyError,
+    TokenStoreError,
+)
 from regward.auth.grants import Identity, IdentityKind, grant_scopes
 from regward.auth.jose import audience_matches
 from regward.auth.keys import SigningKeyRing, jwks_bytes
@@ -241,9 +246,12 @@ class AuthService:
             return parsed
         request = parsed
 
+        # NOTE: attempts that start before an earlier failure is recorded are all checked; the
+        # worker thread pool of asyncio.to_thread bounds how many run at once.
         retry_after = self._limiter.retry_after(client_address)
         if retry_after > 0:
-            logger.info("login from %s rejected: too many failed logins", client_address)
+            # Each failure that led here was logged at INFO, so the repeats go to DEBUG.
+            logger.debug("login from %s rejected: too many failed logins", client_address)
             return self._token_error(
                 request,
                 429,
@@ -405,7 +413,27 @@ class AuthService:
         lifetime = self.settings.token_lifetime
         if identity.kind is IdentityKind.STATIC:
             lifetime = max(MIN_TOKEN_LIFETIME, min(lifetime, remaining))
-        access = self._issuer.issue_access(identity, granted, lifetime)
+        try:
+            access = self._issuer.issue_access(identity, granted, lifetime)
+            refresh = None
+            refresh_lifetime = min(self.settings.refresh_token_lifetime, remaining)
+            if (
+                request.offline
+                and request.grant_type == "password"
+                and refresh_lifetime >= MIN_TOKEN_LIFETIME
+            ):
+                refresh = self._issuer.issue_refresh(identity, refresh_lifetime)
+        except SigningKeyError as exc:
+            logger.error("cannot sign a token for %s: %s", identity.name, exc)
+            self._audit_scopes(
+                identity.name, requested, "error", _AUDIT_RULE_TOKEN, [str(exc)], client_address
+            )
+            return _Outcome(
+                self._token_error(
+                    request, 503, "UNAVAILABLE", "temporarily_unavailable", f"cannot sign: {exc}"
+                )
+            )
+
         document: dict[str, object] = {
             "token": access.token,
             "access_token": access.token,
@@ -415,13 +443,8 @@ class AuthService:
         if request.oauth:
             document["token_type"] = "Bearer"  # noqa: S105 - OAuth2 token type
             document["scope"] = " ".join(scope.format() for scope in granted)
-        refresh_lifetime = min(self.settings.refresh_token_lifetime, remaining)
-        if (
-            request.offline
-            and request.grant_type == "password"
-            and refresh_lifetime >= MIN_TOKEN_LIFETIME
-        ):
-            document["refresh_token"] = self._issuer.issue_refresh(identity, refresh_lifetime).token
+        if refresh is not None:
+            document["refresh_token"] = refresh.token
 
         self._audit_issued(identity, requested, granted, reduced, lifetime, client_address)
         logger.info(
@@ -539,8 +562,10 @@ class AuthService:
         Returns:
             Allowed (status 200), or 401 with a Bearer challenge, 403 `DENIED`, 404 for paths
             outside the distribution API, 429 after too many failed Basic logins, or 503 when
-            credentials cannot be checked. Store errors raise `TokenStoreError` only from the
-            static token check.
+            credentials cannot be checked (database, signing keys or issuer keys unavailable).
+
+        Basic credentials and the periodic revocation check of static tokens read the database,
+        and a cold OIDC key cache fetches the issuer's JWKS, in the calling thread.
         """
         required = required_access(method, path, query_string)
         if not authorization:
@@ -565,7 +590,7 @@ class AuthService:
             problem = self._token_still_valid(token)
         except AuthenticationError as exc:
             return self._reject_credentials(required, f"invalid token: {exc}", client_address)
-        except (TokenStoreError, StoreError) as exc:
+        except (TokenStoreError, StoreError, SigningKeyError) as exc:
             return self._unavailable(required, exc)
         if problem is not None:
             return self._reject_credentials(required, f"invalid token: {problem}", client_address)

@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.database)
     try:
         store.migrate()
-        records = store.list_audit(
-            repository=args.repository, digest=args.digest, limit=args.limit
-        )
+        records = store.list_audit(repository=args.repository, digest=args.digest, limit=args.limit)
     finally:
         store.close()
     if args.output == "json":

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from regward.gate.app import create_app
-    from regward.gate.splice import SpliceHttpProtocol
     from regward.gate.settings import build_settings
+    from regward.gate.splice import SpliceHttpProtocol
 
     settings = build_settings(
         config_path=args.config,

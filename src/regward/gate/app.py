@@ -9,11 +9,11 @@ client verifies them. Pushes pass through after the tag immutability check.
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 import itertools
+import logging
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +24,7 @@ from regward.gate.decider import Decider, RequestContext
 from regward.gate.http import (
     API_HEADER,
     BodyTooLargeError,
+    Message,
     Receive,
     Route,
     Scope,
@@ -182,7 +183,7 @@ class Gate:
         started = time.perf_counter()
         status_holder = [0]
 
-        async def tracked_send(message: dict[str, Any]) -> None:
+        async def tracked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
             await send(message)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from regward.gate.audit import AuditWriter
 from regward.gate.caches import BoundedMap, BoundedSet, CachedManifest, DecisionCache, ManifestCache
+from regward.oci.client import RegistryClient
 from regward.oci.digest import is_digest
 from regward.oci.errors import (
     DigestMismatchError,
@@ -29,7 +30,6 @@ from regward.oci.errors import (
     RegistryError,
     TooLargeError,
 )
-from regward.oci.client import RegistryClient
 from regward.oci.manifest import Manifest
 from regward.policy.evaluate import (
     AuthorityEvidence,
@@ -134,7 +134,7 @@ class Decider:
         self.signed_parents = BoundedMap(500_000)
         self.signed_itself = BoundedSet(500_000)
         self.stats = DeciderStats()
-        self._inflight: dict[tuple[str, str, str], asyncio.Future[Decision]] = {}
+        self._inflight: dict[tuple[str, str, str, str], asyncio.Future[Decision]] = {}
 
     # -- policy ---------------------------------------------------------------------------
 

@@ -176,17 +176,22 @@ def build_settings(
             upstream_username=str(config["upstreamUsername"]),
             upstream_password=password,
         )
-    for key, attribute in (
-        ("decisionCacheSeconds", "decision_cache_seconds"),
-        ("manifestCacheBytes", "manifest_cache_bytes"),
-    ):
-        if key in config:
-            value = config[key]
-            if not isinstance(value, int | float) or value < 0:
-                raise SettingsError(
-                    f"config key {key}: expected a non-negative number, got {value!r}"
-                )
-            settings = replace(settings, **{attribute: value})
+    if "decisionCacheSeconds" in config:
+        settings = replace(
+            settings,
+            decision_cache_seconds=_non_negative(config, "decisionCacheSeconds"),
+        )
+    if "manifestCacheBytes" in config:
+        settings = replace(
+            settings, manifest_cache_bytes=int(_non_negative(config, "manifestCacheBytes"))
+        )
     if "logFormat" in config:
         settings = replace(settings, log_format=str(config["logFormat"]))
     return settings
+
+
+def _non_negative(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SettingsError(f"config key {key}: expected a non-negative number, got {value!r}")
+    return float(value)

@@ -126,7 +126,7 @@ class SpliceHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        cycle = self.cycle
+        cycle: Any = self.cycle
         if cycle is not None and splice_available():
-            extensions = cycle.scope.setdefault("extensions", {})
+            extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
             extensions[SPLICE_EXTENSION] = _make_splice(self, cycle)

@@ -189,6 +189,10 @@ class VerifiedSignature:
     """Unix time at which Rekor logged the signature, when `tlog_verified`."""
     log_index: int | None = None
     """Rekor log index of the entry, when `tlog_verified`."""
+    subject: str | None = None
+    """For keyless signatures: the certificate's subject alternative names, comma-separated."""
+    issuer: str | None = None
+    """For keyless signatures: the certificate's OIDC issuer."""
 
 
 @dataclass(frozen=True)
@@ -255,21 +259,7 @@ def verify_layer(
         SignatureVerificationError: a check failed; `check` names it.
     """
     # (1): the annotations describe this layer only if the blob is the layer the manifest names.
-    if len(layer.payload) > MAX_PAYLOAD_SIZE:
-        raise SignatureVerificationError(
-            "payload-size",
-            "signature payload is too large",
-            got=f"{len(layer.payload)} bytes",
-            expected=f"at most {MAX_PAYLOAD_SIZE} bytes",
-        )
-    payload_digest = _digest_of(layer.payload, layer.layer_digest)
-    if not hmac.compare_digest(payload_digest, layer.layer_digest):
-        raise SignatureVerificationError(
-            "layer-digest",
-            "signature payload does not match its layer digest",
-            got=payload_digest,
-            expected=layer.layer_digest,
-        )
+    layer_payload_digest(layer)
 
     # (2): the signature is base64 in an annotation; `.att` layers carry an empty one.
     signature = _decode_signature_annotation(layer)
@@ -309,6 +299,52 @@ def verify_layer(
         integrated_time=bundle.integrated_time if bundle is not None else None,
         log_index=bundle.log_index if bundle is not None else None,
     )
+
+
+def layer_payload_digest(layer: SignatureLayer, max_size: int = MAX_PAYLOAD_SIZE) -> str:
+    """Check that a layer blob is at most `max_size` bytes and hashes to its layer digest.
+
+    Returns:
+        The layer digest.
+
+    Raises:
+        SignatureVerificationError: the blob is too large (`payload-size`) or its digest differs
+            (`layer-digest`).
+    """
+    if len(layer.payload) > max_size:
+        raise SignatureVerificationError(
+            "payload-size",
+            "signature payload is too large",
+            got=f"{len(layer.payload)} bytes",
+            expected=f"at most {max_size} bytes",
+        )
+    payload_digest = _digest_of(layer.payload, layer.layer_digest)
+    if not hmac.compare_digest(payload_digest, layer.layer_digest):
+        raise SignatureVerificationError(
+            "layer-digest",
+            "signature payload does not match its layer digest",
+            got=payload_digest,
+            expected=layer.layer_digest,
+        )
+    return layer.layer_digest
+
+
+def decode_signature_annotation(layer: SignatureLayer) -> bytes:
+    """Return the decoded `dev.cosignproject.cosign/signature` annotation of a layer.
+
+    Raises:
+        SignatureVerificationError: the annotation is missing, empty, too large or not base64.
+    """
+    return _decode_signature_annotation(layer)
+
+
+def parse_simple_signing(payload: bytes) -> tuple[str, str, Mapping[str, object]]:
+    """Return (docker-reference, docker-manifest-digest, optional) of a simple-signing payload.
+
+    Raises:
+        SignatureVerificationError: not a cosign container image signature payload.
+    """
+    return _parse_simple_signing(payload)
 
 
 def parse_rekor_bundle(text: str) -> RekorBundle:

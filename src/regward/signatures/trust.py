@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sigstore.errors import Error as SigstoreError
 from sigstore.models import TrustedRoot
+from sigstore.verify import Verifier
 from sigstore_models.common.v1 import TimeRange
 from sigstore_models.trustroot import v1 as trustroot_v1
 
@@ -169,6 +170,17 @@ class TrustRoot:
     """The same document as the `sigstore` package's model, for `sigstore.verify.Verifier`."""
     skipped: tuple[str, ...] = ()
     """Entries that were ignored because their key or certificate cannot be used."""
+    _verifier: list[Verifier] = field(default_factory=list, repr=False, compare=False)
+
+    def sigstore_verifier(self) -> Verifier:
+        """Return a `sigstore.verify.Verifier` for this root, built on first use.
+
+        The verifier only verifies offline material: regward never calls its methods that
+        contact Rekor.
+        """
+        if not self._verifier:
+            self._verifier.append(Verifier(trusted_root=self.sigstore_root))
+        return self._verifier[0]
 
     @classmethod
     def from_bytes(cls, document: bytes, name: str) -> TrustRoot:

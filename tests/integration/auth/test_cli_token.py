@@ -51,7 +51,9 @@ def test_create_prints_token_once(database: str, capsys: pytest.CaptureFixture[s
     listing, _ = capsys.readouterr()
     token_id = secret.split("_")[1]
     assert token_id in listing
-    assert "active" in listing and "never" in listing and "prod pull" in listing
+    assert "active" in listing
+    assert "never" in listing
+    assert "prod pull" in listing
     assert secret.split("_")[2] not in listing
 
 
@@ -72,7 +74,8 @@ def test_revoke_and_rotate(database: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["token", "rotate", token_id, "--database", database]) == 0
     out, err = capsys.readouterr()
     rotated = out.strip()
-    assert rotated.startswith(f"rgw_{token_id}_") and rotated != secret
+    assert rotated.startswith(f"rgw_{token_id}_")
+    assert rotated != secret
     assert "previous secret works until" in err
 
     assert main(["token", "revoke", token_id, "--database", database]) == 0

@@ -1,7 +1,7 @@
 """Static tokens and the token service on SQLite and on a PostgreSQL database made for the test.
 
-The PostgreSQL test creates a uniquely named database on 127.0.0.1:5432 (user postgres, trust
-authentication) and drops it at the end; it is skipped when nothing listens there.
+The PostgreSQL variant creates a uniquely named database on 127.0.0.1:5432 (user postgres, trust
+authentication) and drops it at the end. It is skipped when nothing listens there.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_concurrent_rotations_one_wins(store: Store) -> None:
     for thread in threads:
         thread.join()
     # A rotation applies only if the secret it read is still current, so the losers of a race
-    # fail cleanly; the last two winners' secrets work (current, and previous within overlap).
+    # fail cleanly. The secrets of the last two winners work: the current and the previous one.
     assert secrets
     assert all("rotated by someone else" in str(failure) for failure in failures)
     assert len(secrets) + len(failures) == 4

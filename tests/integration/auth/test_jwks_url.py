@@ -1,4 +1,4 @@
-"""Fetching issuer keys from a `jwksUrl` served by the test on 127.0.0.1: caching and hostile servers."""
+"""Issuer keys from a `jwksUrl` served by the test on 127.0.0.1: caching and hostile servers."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tests.unit.auth.issuer import AUDIENCE, LocalIssuer, github_claims
 
 @dataclass
 class JwksServer:
-    """A loopback HTTP server whose `/jwks` answer the test changes at will."""
+    """A loopback HTTP server whose `/jwks` response the test changes at will."""
 
     document: dict[str, Any]
     mode: str = "ok"

@@ -43,7 +43,9 @@ def test_check_allowed_and_denied(
 
 
 def test_check_unreachable_registry_is_error(
-    tmp_path: Path, keys: Keys, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tmp_path: Path,
+    keys: Keys,
+    capsys: pytest.CaptureFixture[str],  # noqa: F811
 ) -> None:
     policy = write_policy(tmp_path, keys)
 
@@ -54,7 +56,10 @@ def test_check_unreachable_registry_is_error(
 
 
 def test_sign_then_verify(
-    tmp_path: Path, registry: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    registry: RunningRegistry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     image = push_image(registry.url, "test/signed-cli", "v1")

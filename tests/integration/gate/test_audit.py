@@ -25,7 +25,9 @@ pytestmark = pytest.mark.registry
 
 
 def pull(url: str) -> int:
-    request = urllib.request.Request(url, headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status
@@ -62,11 +64,15 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_decisions_recorded(
     backend: str,
     tmp_path: Path,
@@ -108,9 +114,7 @@ def test_decisions_recorded(
     assert denied.request_id
 
 
-def test_audit_command_lists_records(
-    tmp_path: Path, registry: RunningRegistry, keys: Keys
-) -> None:
+def test_audit_command_lists_records(tmp_path: Path, registry: RunningRegistry, keys: Keys) -> None:
     database = f"sqlite:///{tmp_path / 'audit.db'}"
     policy = write_policy(tmp_path, keys)
     push_image(registry.url, "test/listed", "v1")
@@ -123,9 +127,22 @@ def test_audit_command_lists_records(
             store.close()
 
     result = subprocess.run(
-        [sys.executable, "-m", "regward.cli.main", "audit", "--database", database,
-         "--repository", "test/listed", "--output", "json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "regward.cli.main",
+            "audit",
+            "--database",
+            database,
+            "--repository",
+            "test/listed",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
     lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -139,7 +139,9 @@ def test_good_manifest_from_same_upstream_served(tmp_path: Path, hostile_upstrea
 
 def test_truncated_blob_is_not_completed(tmp_path: Path, hostile_upstream: str) -> None:
     with run_gate(tmp_path, hostile_upstream, open_policy(tmp_path)) as gate:
-        connection = http.client.HTTPConnection("127.0.0.1", int(gate.host.split(":")[1]), timeout=30)
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", int(gate.host.split(":")[1]), timeout=30
+        )
         connection.request("GET", f"/v2/test/ok/blobs/{BLOB_DIGEST}")
         response = connection.getresponse()
         with pytest.raises(http.client.IncompleteRead):
@@ -165,9 +167,22 @@ def test_serve_rejects_broken_policy(tmp_path: Path, policy_text: str, expected:
     policy.write_text(policy_text)
 
     result = subprocess.run(
-        [sys.executable, "-m", "regward.cli.main", "serve", "--upstream", "http://127.0.0.1:9",
-         "--policy", str(policy), "--database", f"sqlite:///{tmp_path / 'db.sqlite'}"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "regward.cli.main",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--policy",
+            str(policy),
+            "--database",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert result.returncode == 2

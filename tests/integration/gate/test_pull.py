@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from email.message import Message
 import shutil
 import subprocess
 import tempfile
@@ -193,8 +192,12 @@ def test_podman_pull_signed_and_unsigned(
     # podman limits the runroot path to 50 characters, so it lives in a short temporary folder.
     runroot = Path(tempfile.mkdtemp(prefix="rw-run-"))
     storage = [
-        "--root", str(tmp_path / "root"), "--runroot", str(runroot),
-        "--storage-driver", "vfs",
+        "--root",
+        str(tmp_path / "root"),
+        "--runroot",
+        str(runroot),
+        "--storage-driver",
+        "vfs",
     ]
 
     def pull(tag: str) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,3 +303,22 @@ class FakeDecider:
                 reference, None, False, False, f"manifest {reference} not found in the registry"
             )
         return verdict
+
+
+@contextlib.contextmanager
+def keep_package_logger() -> Iterator[None]:
+    """Restore the `regward` logger's handlers, level and propagation when the block ends.
+
+    `regward.cli.main.main` installs its own handler and stops propagation, which would hide
+    the package's logs from pytest's `caplog` in every later test.
+    """
+    package_logger = logging.getLogger("regward")
+    handlers = list(package_logger.handlers)
+    level = package_logger.level
+    propagate = package_logger.propagate
+    try:
+        yield
+    finally:
+        package_logger.handlers[:] = handlers
+        package_logger.setLevel(level)
+        package_logger.propagate = propagate

@@ -39,7 +39,7 @@ def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
 
 
 def auth_section(issuer: LocalIssuer, **extra: Any) -> dict[str, Any]:
-    """Return an `auth` section that trusts the local issuer with the issue's example grant."""
+    """Return an `auth` section trusting the local issuer: acme/app on main may push test/app."""
     section: dict[str, Any] = {
         "enabled": True,
         "service": "regward-test",

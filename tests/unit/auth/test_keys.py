@@ -59,7 +59,9 @@ def test_jwks_verifies_issued_jwt(tmp_path: Path, clock: Clock) -> None:
     token = jwt.encode({"sub": "x"}, key.private_key, algorithm="ES256", headers={"kid": key.kid})
     document = json.loads(jwks_bytes(ring))
     jwk = document["keys"][0]
-    assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and jwk["alg"] == "ES256"
+    assert jwk["kty"] == "EC"
+    assert jwk["crv"] == "P-256"
+    assert jwk["alg"] == "ES256"
     assert "d" not in jwk
     public = jwt.PyJWK(jwk).key
     assert jwt.decode(token, public, algorithms=["ES256"])["sub"] == "x"

@@ -1,4 +1,4 @@
-"""AuthService end to end in-process: token endpoint, Bearer and Basic checks, audit, hostile cases."""
+"""AuthService in-process: token endpoint, Bearer and Basic checks, audit, hostile cases."""
 
 from __future__ import annotations
 
@@ -663,3 +663,14 @@ def test_jwks_published(service: AuthService) -> None:
     document = json.loads(service.jwks())
     assert [k["kid"] for k in document["keys"]] == [kid]
     assert all("d" not in k for k in document["keys"])
+
+
+async def test_get_offline_token_returns_refresh(service: AuthService, ci_token: str) -> None:
+    online = await get_token(service, "oidc", ci_token, "repository:test/app:pull")
+    assert "refresh_token" not in body(online)
+    offline = await get_token(
+        service, "oidc", ci_token, "repository:test/app:pull", offline_token="true"
+    )
+    refresh = body(offline)["refresh_token"]
+    response = await post_token(service, {"grant_type": "refresh_token", "refresh_token": refresh})
+    assert response.status == 200
