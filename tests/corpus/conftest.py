@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 # The data sets are checked out next to the repository; REGWARD_DATA_DIR overrides that location.
-DATA_DIR = Path(os.environ.get("REGWARD_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("REGWARD_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The matcher over the whole OSV corpus: loading, recorded osv.dev answers, range consistency."""
+"""The matcher over the whole OSV corpus: loading, recorded osv.dev responses, range consistency."""
 
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ def test_corpus_counts(corpus: Feed) -> None:
     # MULTI-ECO-FIX-DEMO, an osv.dev website sample, also names a PyPI package.
     assert counts["PyPI"] == 2661 - 10 + 1
     assert counts["crates.io"] == 714 - 9
-    assert (counts["AlmaLinux:8"], counts["AlmaLinux:9"], counts["AlmaLinux:10"]) == (3237, 1783, 660)
+    assert (counts["AlmaLinux:8"], counts["AlmaLinux:9"], counts["AlmaLinux:10"]) == (
+        3237,
+        1783,
+        660,
+    )
     assert len(corpus.withdrawn) == 17 + 10 + 9
 
 
@@ -48,7 +52,7 @@ def test_cassette_answers_agree(corpus: Feed, data_dir: Path) -> None:
 
 
 def test_secdb_agrees_on_alpine_3_10_answers(data_dir: Path) -> None:
-    # The secdb snapshot covers v3.3–v3.11; osv.dev's answers for an Alpine 3.10 image name no record
+    # The secdb snapshot covers v3.3–v3.11; osv.dev's responses for an Alpine 3.10 image name no record
     # that exists in it, and the converted records must not flag the image's packages either.
     feed = load(data_dir / "alpine-secdb")
     recorded = json.loads((data_dir / "osv/distro-samples/cassettes/QUERIES.json").read_text())
@@ -66,7 +70,9 @@ def test_unparseable_ranges_are_the_known_malformed_ones(corpus: Feed, data_dir:
             entry = _prepare_entry(record, affected)
             if entry is None:
                 continue
-            problems |= {(record.id, item.problem[0]) for item in entry.ranges if item.problem is not None}
+            problems |= {
+                (record.id, item.problem[0]) for item in entry.ranges if item.problem is not None
+            }
     assert problems == {("PYSEC-2019-125", "2019-09-12"), ("PYSEC-2021-371", "0.2.0-n653")}
     secdb = load(data_dir / "alpine-secdb")
     malformed = set()
@@ -76,8 +82,20 @@ def test_unparseable_ranges_are_the_known_malformed_ones(corpus: Feed, data_dir:
             assert entry is not None
             malformed |= {item.problem[0] for item in entry.ranges if item.problem is not None}
     assert malformed == {
-        "4.8.0.-r1", "2.7.16-33", "4.10-1-r1", "0.8.21.r2", "1.7.5.-r1", "57-1-r2", "1.18.-r2",
-        "1.0.4.-r0", "1.11-20-r0", "0.12.5.-r0", "2.15.r-r1", "10.2.22.r0", "10.2.24.r0", "10.2.26.r0",
+        "4.8.0.-r1",
+        "2.7.16-33",
+        "4.10-1-r1",
+        "0.8.21.r2",
+        "1.7.5.-r1",
+        "57-1-r2",
+        "1.18.-r2",
+        "1.0.4.-r0",
+        "1.11-20-r0",
+        "0.12.5.-r0",
+        "2.15.r-r1",
+        "10.2.22.r0",
+        "10.2.24.r0",
+        "10.2.26.r0",
     }
 
 
@@ -88,7 +106,11 @@ def test_pypi_ranges_agree_with_enumerated_versions(corpus: Feed) -> None:
     checked = 0
     for record in corpus.records.values():
         for affected in record.affected:
-            if affected.package is None or affected.package.ecosystem != "PyPI" or not affected.versions:
+            if (
+                affected.package is None
+                or affected.package.ecosystem != "PyPI"
+                or not affected.versions
+            ):
                 continue
             entry = _prepare_entry(record, affected)
             assert entry is not None
@@ -124,9 +146,19 @@ def test_every_indexed_package_matches_without_error(corpus: Feed) -> None:
     packages = []
     for ecosystem, name in corpus.index:
         if ecosystem.startswith("AlmaLinux:"):
-            packages.append(Package(name=name, version="0:0-0", type="rpm", purl="", distro=Distro("almalinux", ecosystem.split(":")[1])))
+            packages.append(
+                Package(
+                    name=name,
+                    version="0:0-0",
+                    type="rpm",
+                    purl="",
+                    distro=Distro("almalinux", ecosystem.split(":")[1]),
+                )
+            )
         elif ecosystem == "PyPI":
-            packages.append(Package(name=name, version="0.0.1", type="pypi", purl=f"pkg:pypi/{name}@0.0.1"))
+            packages.append(
+                Package(name=name, version="0.0.1", type="pypi", purl=f"pkg:pypi/{name}@0.0.1")
+            )
     report = match_report(corpus, packages)
     assert len(report.findings) > len(packages) // 2
     assert report.not_evaluated == ()

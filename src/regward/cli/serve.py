@@ -36,11 +36,11 @@ def register(subparsers: Any) -> None:
         help="allow plain HTTP or unverified TLS to a non-loopback upstream",
     )
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="number of worker processes (each keeps its own caches)",
+        "--tls-cert",
+        help="PEM certificate chain to serve HTTPS (needed for Kubernetes admission webhooks); "
+        "registry traffic is better served as plain HTTP behind a TLS terminator",
     )
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.set_defaults(handler=run)
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from regward.gate.app import create_app
-    from regward.gate.settings import build_settings
+    from regward.gate.settings import SettingsError, build_settings
     from regward.gate.splice import SpliceHttpProtocol
 
     settings = build_settings(
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         database=args.database,
         upstream_insecure=args.upstream_insecure,
     )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SettingsError("--tls-cert and --tls-key must be given together")
     app = create_app(settings)
     logger.info(
         "listening on %s:%d, forwarding to %s",
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         date_header=False,
         timeout_keep_alive=30,
         limit_concurrency=4096,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     uvicorn.Server(config).run()
     return EXIT_OK

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,12 @@ from regward.auth.config import AuthSettings, format_duration, load_auth_setting
 from regward.auth.scope import Action
 from regward.auth.static import StaticToken, StaticTokenStore
 from regward.cli.main import EXIT_OK
+from regward.gate.settings import DEFAULT_DATABASE, load_config_file
 from regward.policy.errors import PatternError
 from regward.policy.match import check_repository_pattern
 from regward.store.db import Store
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DATABASE = "sqlite:///regward.db"
 
 
 def _duration(text: str) -> int:
@@ -137,8 +137,6 @@ def _open(args: argparse.Namespace) -> tuple[Store, StaticTokenStore, AuthSettin
     config: dict[str, Any] = {}
     config_dir = Path(".")
     if args.config:
-        from regward.gate.settings import load_config_file
-
         config = load_config_file(Path(args.config))
         config_dir = Path(args.config).parent
     settings = load_auth_settings(config.get("auth"), config_dir)
@@ -158,7 +156,7 @@ def _open(args: argparse.Namespace) -> tuple[Store, StaticTokenStore, AuthSettin
         store.engine,
         max_lifetime=settings.max_token_lifetime,
         rotation_overlap=settings.rotation_overlap,
-        clock=lambda: datetime.now(UTC).timestamp(),
+        clock=time.time,
     )
     return store, tokens, settings
 

@@ -127,6 +127,7 @@ class SpliceHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle: Any = self.cycle
-        if cycle is not None and splice_available():
+        # Spliced bytes would bypass TLS, so the extension exists only on plain TCP listeners.
+        if cycle is not None and splice_available() and not self.config.is_ssl:
             extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
             extensions[SPLICE_EXTENSION] = _make_splice(self, cycle)

@@ -10,7 +10,7 @@ boolean, `1.0` as a float) are not coerced into strings.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -145,3 +145,5 @@ class PolicyWire(_WireModel):
     default_action: Literal["deny", "allow"] = Field(default="deny", alias="defaultAction")
     blobs: Literal["referenced-only", "open"] = "referenced-only"
     rules: list[RuleWire] = Field(default_factory=list)
+    admission: dict[str, Any] | None = None
+    """Cluster admission settings, validated by `regward.admission.config`."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -127,12 +128,15 @@ def _build(text: str, data: bytes, source: str, base_dir: Path) -> Policy:
     for key_bytes in converter.key_files.values():
         digest.update(key_bytes)
     default_action, blobs, rules = policy_parts
+    if wire.admission is not None:
+        _check_admission(wire.admission, source)
     policy = Policy(
         default_action=default_action,
         blobs=blobs,
         rules=rules,
         revision=digest.hexdigest(),
         source=source,
+        admission=wire.admission,
     )
     logger.info(
         "loaded policy %s: revision %s, %d rules, %d key files",
@@ -142,3 +146,14 @@ def _build(text: str, data: bytes, source: str, base_dir: Path) -> Policy:
         len(converter.key_files),
     )
     return policy
+
+
+def _check_admission(section: dict[str, Any], source: str) -> None:
+    """Validate the `admission` section with the admission package's own model."""
+    from regward.admission.config import parse_admission_settings
+    from regward.admission.interface import AdmissionConfigError
+
+    try:
+        parse_admission_settings(section)
+    except AdmissionConfigError as exc:
+        raise PolicyError(source, [PolicyProblem("admission", str(exc))]) from exc

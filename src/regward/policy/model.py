@@ -8,8 +8,10 @@ optional field on `Rule` with a default of None, so existing constructors keep w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Mode(StrEnum):
@@ -136,3 +138,6 @@ class Policy:
 
     source: str
     """Path of the policy file, or `<string>` for text parsed directly."""
+
+    admission: Mapping[str, Any] | None = None
+    """The `admission` section as written, already checked by `regward.admission.config`."""

@@ -121,9 +121,7 @@ class IdentityPolicy:
                 "a keyless identity needs exactly one of subject and subjectRegExp"
             )
         object.__setattr__(self, "_issuer_pattern", _compile(self.issuer_regexp, "issuerRegExp"))
-        object.__setattr__(
-            self, "_subject_pattern", _compile(self.subject_regexp, "subjectRegExp")
-        )
+        object.__setattr__(self, "_subject_pattern", _compile(self.subject_regexp, "subjectRegExp"))
 
     def describe(self) -> str:
         """Return the required identity for messages."""
@@ -175,7 +173,9 @@ def _compile(pattern: str | None, key: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise InvalidAuthorityError(f"{key} {pattern!r} is not a valid regular expression: {exc}") from exc
+        raise InvalidAuthorityError(
+            f"{key} {pattern!r} is not a valid regular expression: {exc}"
+        ) from exc
 
 
 def load_certificate(pem: str, what: str) -> x509.Certificate:
@@ -254,9 +254,11 @@ def certificate_identity(certificate: x509.Certificate) -> CertificateIdentity:
     subjects.extend(names.get_values_for_type(x509.UniformResourceIdentifier))
     subjects.extend(names.get_values_for_type(x509.DNSName))
     subjects.extend(str(address) for address in names.get_values_for_type(x509.IPAddress))
-    for other in names.get_values_for_type(x509.OtherName):
-        if other.type_id == USERNAME_OTHERNAME_OID:
-            subjects.append(_der_utf8_string(other.value, "username OtherName"))
+    subjects.extend(
+        _der_utf8_string(other.value, "username OtherName")
+        for other in names.get_values_for_type(x509.OtherName)
+        if other.type_id == USERNAME_OTHERNAME_OID
+    )
 
     issuer_v1 = _extension_bytes(certificate, OIDC_ISSUER_OID)
     issuer_v2 = _extension_bytes(certificate, OIDC_ISSUER_V2_OID)
@@ -405,7 +407,8 @@ def verify_embedded_sct(
             continue
         return _sct_time(sct)
     raise SignatureVerificationError(
-        "sct", f"no embedded SCT verifies with trusted root {trust_root.name}: {'; '.join(failures)}"
+        "sct",
+        f"no embedded SCT verifies with trusted root {trust_root.name}: {'; '.join(failures)}",
     )
 
 
@@ -423,9 +426,7 @@ def _verify_sct(
             "sct", f"SCT time {issued.isoformat()} is outside the validity of CT log {log.url}"
         )
     if sct.entry_type is not LogEntryType.PRE_CERTIFICATE:
-        raise SignatureVerificationError(
-            "sct", "embedded SCT is not for a precertificate entry"
-        )
+        raise SignatureVerificationError("sct", "embedded SCT is not for a precertificate entry")
     # RFC 6962 §3.2 digitally-signed struct: version, signature type 0 (certificate_timestamp),
     # timestamp in ms, entry type 1 (precert_entry), issuer key hash, the TBS as a 24-bit
     # length-prefixed opaque, then the 16-bit length-prefixed SCT extensions.

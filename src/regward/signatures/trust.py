@@ -216,7 +216,9 @@ class TrustRoot:
         rekor = _logs(inner.tlogs, TrustKind.REKOR, skipped)
         ct_logs = _logs(inner.ctlogs, TrustKind.CT_LOG, skipped)
         if not fulcio:
-            raise TrustRootError(f"trusted root {name} lists no usable Fulcio certificate authority")
+            raise TrustRootError(
+                f"trusted root {name} lists no usable Fulcio certificate authority"
+            )
         if not rekor:
             raise TrustRootError(f"trusted root {name} lists no usable transparency log key")
         for entry in skipped:
@@ -303,16 +305,16 @@ class TrustRoot:
                     active=authority.validity.start <= now <= expires,
                 )
             )
-        for log in (*self.rekor, *self.ct_logs):
-            entries.append(
-                TrustExpiry(
-                    kind=log.kind,
-                    name=f"{log.url} (log id {log.log_id[:16]}…)",
-                    start=log.validity.start,
-                    expires=log.validity.end,
-                    active=log.validity.contains(now),
-                )
+        entries.extend(
+            TrustExpiry(
+                kind=log.kind,
+                name=f"{log.url} (log id {log.log_id[:16]}…)",
+                start=log.validity.start,
+                expires=log.validity.end,
+                active=log.validity.contains(now),
             )
+            for log in (*self.rekor, *self.ct_logs)
+        )
         return entries
 
     def expiry_warnings(
@@ -332,7 +334,9 @@ class TrustRoot:
                 continue
             active = [entry for entry in of_kind if entry.active]
             if not active:
-                warnings.append(f"trusted root {self.name}: no {kind} entry is valid at {now:%Y-%m-%d}")
+                warnings.append(
+                    f"trusted root {self.name}: no {kind} entry is valid at {now:%Y-%m-%d}"
+                )
                 continue
             if any(entry.expires is None for entry in active):
                 continue
@@ -434,7 +438,9 @@ def _logs(
             # Staging's retired CT log stores a PKCS#1 RSA key, which is not SubjectPublicKeyInfo.
             skipped.append(f"{kind} {entry.base_url}: key is not a DER SubjectPublicKeyInfo: {exc}")
             continue
-        if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
+        if not isinstance(
+            key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+        ):
             skipped.append(f"{kind} {entry.base_url}: unsupported key type {type(key).__name__}")
             continue
         log_id = entry.log_id.key_id.hex()

@@ -129,10 +129,10 @@ _GO_TOOLCHAIN = re.compile(
 
 @dataclass(frozen=True)
 class PackageQuery:
-    """What the matcher looks up for one package: a name and version in one or more ecosystems.
+    """One lookup of the matcher: a package name and version in one or more ecosystems.
 
     When several ecosystems are listed, each record is evaluated with its affected entries for the
-    first listed ecosystem that the record has; this is how a Debian `~bpoN` backport is judged by
+    first listed ecosystem that the record names. A Debian `~bpoN` backport is judged this way by
     release N+1 before release N.
     """
 
@@ -198,7 +198,7 @@ def index_ecosystem(ecosystem: str) -> str:
     """Return the ecosystem under which the feed index files records of `ecosystem`.
 
     Red Hat ecosystems name a CPE stream (`Red Hat:enterprise_linux:9::appstream`); an image only
-    knows its major release, so every `enterprise_linux:N` stream is filed under
+    records its major release, so every `enterprise_linux:N` stream is filed under
     `Red Hat:enterprise_linux:N`. Other ecosystems are filed under their normalised name.
     """
     normalized = normalize_ecosystem(ecosystem)
@@ -219,7 +219,7 @@ def ecosystem_base(ecosystem: str) -> str:
 def normalize_name(ecosystem: str, name: str) -> str:
     """Return a package name as the index stores it.
 
-    PyPI names are normalised as PEP 503 says; NuGet and Packagist names are case-insensitive and
+    PyPI names are normalised as PEP 503 specifies; NuGet and Packagist names are case-insensitive and
     lower-cased. Other ecosystems compare names exactly.
     """
     base = ecosystem_base(ecosystem)
@@ -350,10 +350,11 @@ def _debian_backport_release(version: str) -> str | None:
 
 
 def queries_for(package: Package) -> tuple[PackageQuery, ...]:
-    """Return the lookups for a package, in order of preference; the matcher uses the first that finds records.
+    """Return the lookups for a package in order of preference; the matcher uses the first that finds records.
 
     * deb: the `Source:` name and source version, else the purl `upstream=` qualifier, else the
-      binary name and version. A `~bpoN` backport also consults release N+1, which it was built from.
+      binary name and version. A `~bpoN` backport also consults release N+1, which it was built from,
+      and an Ubuntu `+esm` build also consults the Ubuntu Pro data of its release.
     * apk on Alpine: the origin (`o:`), else the purl `upstream=`, else the name. On Wolfi and
       Chainguard, whose advisories list each affected subpackage, the binary name.
     * rpm: the binary name, since AlmaLinux and Red Hat data list binary RPMs; then the source RPM.
@@ -373,7 +374,7 @@ def queries_for(package: Package) -> tuple[PackageQuery, ...]:
     name = _language_name(package, purl)
     version = package.version
     if ecosystem == "Go":
-        if name in ("go", "stdlib", "toolchain") or name.endswith("/go"):
+        if name in ("go", "stdlib", "toolchain"):
             converted = go_toolchain_version(version)
             if converted is None:
                 return ()
@@ -392,23 +393,35 @@ def _distro_queries(package: Package, purl: PackageURL | None) -> tuple[PackageQ
     ecosystems = distro_ecosystems(*distro)
     if not ecosystems:
         return ()
+
     upstream_name, upstream_version = _upstream_qualifier(purl)
     source_name = package.source_name or upstream_name
     source_version = package.source_version or upstream_version
     base = ecosystem_base(ecosystems[0])
+
     if package.type == "deb":
         version = source_version or package.version
         if base == "Debian":
             backport_release = _debian_backport_release(version)
             if backport_release is not None:
                 ecosystems = (f"Debian:{backport_release}", *ecosystems)
+        if base == "Ubuntu" and "+esm" in version:
+            # Expanded Security Maintenance builds are covered by the Ubuntu Pro data.
+            ecosystems = (ecosystems[0].replace("Ubuntu:", "Ubuntu:Pro:", 1), *ecosystems)
         return (PackageQuery(ecosystems, source_name or package.name, version),)
+
     if package.type == "apk":
         if base in ("Wolfi", "Chainguard"):
             # Their advisories list every affected subpackage by name; looking up the origin would
             # flag subpackages that an advisory leaves out as unaffected.
             return (PackageQuery(ecosystems, package.name, package.version),)
-        return (PackageQuery(ecosystems, source_name or package.name, source_version or package.version),)
+        return (
+            PackageQuery(
+                ecosystems, source_name or package.name, source_version or package.version
+            ),
+        )
+
+    # rpm: AlmaLinux and Red Hat data name binary RPMs, so the binary name comes first.
     queries = [PackageQuery(ecosystems, package.name, package.version)]
     if source_name and source_name != package.name:
         queries.append(PackageQuery(ecosystems, source_name, source_version or package.version))

@@ -53,7 +53,7 @@ class FeedSyncError(FeedError):
         self.url = url
         """The URL whose fetch failed, when the failure is a transport error."""
         self.status_code = status_code
-        """The HTTP status code, when the server answered."""
+        """The HTTP status code, when the server sent a response."""
 
     def diagnostics(self) -> str:
         """Return the error with a remedy."""

@@ -3,7 +3,7 @@
 Withdrawn records are dropped. Records that name the same vulnerability are grouped: `aliases` are
 symmetric and transitive, and a record whose `upstream` lists exactly one id (`DEBIAN-CVE-x`,
 `ALPINE-CVE-x` → `CVE-x`) is grouped with that id. A record with several upstream ids (an advisory
-such as a DSA or USN) covers several vulnerabilities; the matcher folds it into the findings of
+such as a DSA or USN) covers several vulnerabilities. The matcher folds it into the findings of
 those vulnerabilities when all of them are found. The upstream relation is followed transitively
 and tolerates cycles.
 """

@@ -66,7 +66,7 @@ class HttpLimits:
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What a sync changed."""
+    """The changes one sync made."""
 
     revision: str
     """The active revision after the sync."""
@@ -228,7 +228,7 @@ class FeedStore:
             if cursor is None and folder is not None:
                 archived = self._bootstrap_zip(base, prefix, raw)
                 if archived is not None:
-                    # Fetch only what the archive lacks or holds in an older version.
+                    # Fetch only records that the archive lacks or has in an older version.
                     rows = [
                         row
                         for row in rows

@@ -8,7 +8,7 @@ Evaluation follows the OSV schema's "Evaluation" section: a version is affected 
 entry of `versions` or falls in an ECOSYSTEM or SEMVER range. GIT ranges are skipped without hiding
 the ranges after them. A range whose event versions the ecosystem's grammar rejects is not evaluated
 and is reported in `MatchReport.unparseable`, because ordering a malformed version silently gives
-wrong answers (an apk fix spelled `20.10.11.r0` sorts after `20.10.11-r0`).
+wrong results (an apk fix spelled `20.10.11.r0` sorts after `20.10.11-r0`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class MatchNote(enum.StrEnum):
     """A matching range has no `fixed` or `last_affected` event: every later version is affected too."""
     GO_PSEUDO_VERSION = "go-pseudo-version"
     """The installed Go module is a pseudo-version (a commit), ordered as a pre-release of the
-    version it names; the commit may already contain the fix, so the finding has low confidence."""
+    version it names. The commit may already contain the fix, so the finding has low confidence."""
     INFORMATIONAL = "informational"
     """The advisory is informational (RustSec `unmaintained`, `unsound`, `notice`), not a vulnerability."""
     BACKPORT_RELEASE = "backport-release"
@@ -70,7 +70,7 @@ class MatchNote(enum.StrEnum):
 
 
 class MissingEpoch(enum.StrEnum):
-    """How an RPM version without an epoch compares with an advisory version that has one."""
+    """Rule for comparing an RPM version without an epoch with an advisory version that has one."""
 
     ZERO = "zero"
     """A missing epoch is 0, as rpm itself treats it."""
@@ -86,8 +86,8 @@ class MatchOptions:
     missing_epoch: MissingEpoch = MissingEpoch.AUTO
     """RPM packages without an epoch: compare with the advisory's epoch (`auto`) or with 0 (`zero`)."""
     ignore_installed_epoch_for: frozenset[str] = frozenset()
-    """os-release `ID`s (such as `raspbian`) whose downstream builds bump the epoch over the distro
-    they rebuild; for these, an installed deb's epoch is replaced by the advisory's epoch, so that
+    """os-release `ID`s (such as `raspbian`) whose downstream builds raise the epoch of the distro
+    they rebuild. For these, an installed deb's epoch is replaced by the advisory's epoch, so
     `1:2.0+rpt1` is judged as `2.0+rpt1` against Debian's data."""
     ignore_go_pseudo_versions: bool = False
     """Do not evaluate Go modules installed at a pseudo-version (they are reported as not evaluated)."""
@@ -151,6 +151,8 @@ class _Event:
     raw: str
     key: VersionKey | None
     """None for `introduced: 0` and `limit: *`."""
+    epoch: str = ""
+    """The explicit epoch of the version (`1` in `1:2.0-1`), for the missing-epoch rules."""
 
 
 @dataclass
@@ -194,7 +196,8 @@ def _prepare_event(ordering: Ordering, kind: EventKind, raw: str) -> _Event:
         kind == EventKind.LIMIT and raw == _LIMIT_NONE
     ):
         return _Event(kind, raw, None)
-    return _Event(kind, raw, ordering.key(raw))
+    epoch = raw.split(":", 1)[0] if _has_epoch(raw) else ""
+    return _Event(kind, raw, ordering.key(raw), epoch)
 
 
 def _prepare_range(ordering: Ordering, events: Sequence[tuple[EventKind, str]]) -> _Range:
@@ -351,10 +354,7 @@ def _has_epoch(version: str) -> bool:
 
 def _compare_installed(installed: _Installed, ordering: Ordering, event: _Event) -> int | None:
     """Compare the installed version with an event version; None when the installed one cannot be parsed."""
-    epoch = ""
-    if installed.borrow_epoch and _has_epoch(event.raw):
-        epoch = event.raw.split(":", 1)[0]
-    key = installed.key(ordering, epoch)
+    key = installed.key(ordering, event.epoch if installed.borrow_epoch else "")
     if key is None or event.key is None:
         return None
     if key < event.key:
@@ -551,12 +551,16 @@ def _finding(
 ) -> Finding:
     record_ids = sorted({item.record_id for item in items})
     finding_id = record_ids[0]
+
+    # Every other name of the vulnerability: group members, aliases, upstream ids, folded advisories.
     names: set[str] = set(feed.groups.members(group)) | set(folded)
     for record_id in record_ids:
         record = feed.records[record_id]
         names.update(record.aliases)
         names.update(feed.groups.upstream_closure(record_id))
     names.discard(finding_id)
+
+    # The matched records' own severity, else the best one among alias records in the feed.
     severity = max(
         (_severity(feed, prepared, record_id) or Severity.UNKNOWN for record_id in record_ids),
         default=Severity.UNKNOWN,
@@ -567,10 +571,12 @@ def _finding(
             (_severity(feed, prepared, name) or Severity.UNKNOWN for name in alias_records),
             default=Severity.UNKNOWN,
         )
+
     fixed = _fixed_versions([fix for item in items for fix in item.fixed])
     notes: set[MatchNote] = set(extra_notes)
     for item in items:
         notes.update(item.notes)
+
     record = feed.records[finding_id]
     summary = record.summary or record.details.strip().split("\n", 1)[0][:200]
     return Finding(

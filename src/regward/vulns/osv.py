@@ -18,7 +18,7 @@ from regward.vulns.errors import OSVRecordError
 
 
 class RangeType(enum.StrEnum):
-    """How a range's event versions are ordered."""
+    """The ordering of a range's event versions."""
 
     SEMVER = "SEMVER"
     ECOSYSTEM = "ECOSYSTEM"

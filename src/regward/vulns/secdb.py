@@ -3,7 +3,7 @@
 The conversion follows osv.dev's Alpine converter: one `ALPINE-<id>` record per vulnerability id,
 with one affected entry per (release, origin package) and an ECOSYSTEM range `introduced 0`,
 `fixed <version>`. A fixed version of `0` means the release was never affected, so it gives no
-entry. The record names the CVE in `upstream`, as OSV 1.7 asks distro records to do; the matcher
+entry. The record names the CVE in `upstream`, as OSV 1.7 requires of distro records, and the matcher
 groups a record with its single upstream id like an alias.
 
 Secdb entries contain malformed versions (`10.2.22.r0`, `1.18.-r2`); they are kept as published,

@@ -96,7 +96,8 @@ def auth_gate(workdir: Path, registry: RunningRegistry, issuer: LocalIssuer) -> 
         with run_gate(workdir, registry.url, policy, database=database, config=config) as gate:
             yield AuthGate(gate, database, workdir)
     except RuntimeError as exc:
-        if "auth is not wired yet" in str(exc):
+        not_wired = ("auth is not wired yet", "No module named 'regward.gate.auth_wiring'")
+        if any(text in str(exc) for text in not_wired):
             pytest.skip("the gate does not build the token service yet (regward.gate.wiring)")
         raise
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from regward.cli.main import main
-from tests.integration.gate.conftest import Keys, Signer, keys, sign, write_policy  # noqa: F401
+from tests.integration.gate.conftest import Keys, Signer, write_policy
 from tests.support.images import push_image
 from tests.support.registry import RunningRegistry, free_port
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.registry
 def test_check_allowed_and_denied(
     tmp_path: Path,
     registry: RunningRegistry,
-    keys: Keys,  # noqa: F811
-    sign: Signer,  # noqa: F811
+    keys: Keys,
+    sign: Signer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     policy = write_policy(tmp_path, keys)
@@ -45,7 +45,7 @@ def test_check_allowed_and_denied(
 def test_check_unreachable_registry_is_error(
     tmp_path: Path,
     keys: Keys,
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     policy = write_policy(tmp_path, keys)
 

@@ -1,4 +1,4 @@
-"""Replaying recorded osv.dev answers against the local matcher, restricted to locally present records."""
+"""Replaying recorded osv.dev responses against the local matcher, restricted to locally present records."""
 
 from __future__ import annotations
 
@@ -24,10 +24,15 @@ _LANGUAGE_TYPES = {
     "Pub": "pub",
     "SwiftURL": "swift",
 }
-_DISTRO_TYPES = {"Alpine": ("apk", "alpine"), "Debian": ("deb", "debian"), "Ubuntu": ("deb", "ubuntu"), "openSUSE": ("rpm", "opensuse-leap")}
+_DISTRO_TYPES = {
+    "Alpine": ("apk", "alpine"),
+    "Debian": ("deb", "debian"),
+    "Ubuntu": ("deb", "ubuntu"),
+    "openSUSE": ("rpm", "opensuse-leap"),
+}
 
-# Local records that differ from what osv.dev served when the answers were recorded (newest
-# `modified` among the recorded answers: 2026-08-04T16:38:21Z). Dates are golang/vulndb commit dates.
+# Local records that differ from what osv.dev served when the responses were recorded (newest
+# `modified` among the recorded responses: 2026-08-04T16:38:21Z). Dates are golang/vulndb commit dates.
 CHANGED_AFTER_RECORDING = {
     "GO-2026-5026": "stdlib added to affected on 2026-08-13 (commit 9de686e1)",
     "GO-2026-5942": "stdlib added to affected on 2026-08-13 (commit 9de686e1)",
@@ -41,7 +46,7 @@ CHANGED_AFTER_RECORDING = {
     "GO-2026-6218": "published 2026-08-13 (commit 9de686e1)",
     "GO-2026-6222": "published 2026-08-14",
 }
-# Recorded answers that leave out a local record whose data covers the query. The local PyPI
+# Recorded responses that leave out a local record whose data covers the query. The local PyPI
 # snapshot (pypa/advisory-database, 2024-10-10) lists urllib3 1.24.3 in PYSEC-2021-108's `versions`
 # and inside `introduced 0, fixed 1.26.5`; osv.dev returned neither it nor its GHSA alias
 # (GHSA-q2q7-5pp4-w6pg, affected from 1.25.4), so osv.dev served a narrower version of the record.
@@ -61,7 +66,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class Replay:
-    """Agreement between the local matcher and recorded answers."""
+    """Agreement between the local matcher and recorded responses."""
 
     compared: int
     agreeing: int
@@ -89,7 +94,9 @@ def package_for(query: Mapping[str, Any]) -> Package | None:
     if base in _DISTRO_TYPES:
         purl_type, distro_id = _DISTRO_TYPES[base]
         release = release.removeprefix("v").removesuffix(":LTS").removeprefix("Leap ")
-        return Package(name=name, version=version, type=purl_type, purl="", distro=Distro(distro_id, release))
+        return Package(
+            name=name, version=version, type=purl_type, purl="", distro=Distro(distro_id, release)
+        )
     return None
 
 
@@ -111,7 +118,13 @@ def replay(feed: Feed, queries: Iterable[Mapping[str, Any]]) -> Replay:
             agreeing += 1
         else:
             differences.append(
-                Difference(query["ecosystem"], query["name"], query["version"], frozenset(expected - got), frozenset(got - expected))
+                Difference(
+                    query["ecosystem"],
+                    query["name"],
+                    query["version"],
+                    frozenset(expected - got),
+                    frozenset(got - expected),
+                )
             )
     return Replay(compared, agreeing, with_local, tuple(differences))
 
@@ -121,7 +134,9 @@ def unexplained(differences: Iterable[Difference]) -> list[Difference]:
     left = []
     for difference in differences:
         extra = difference.extra - CHANGED_AFTER_RECORDING.keys()
-        extra -= NARROWER_UPSTREAM.get((difference.ecosystem, difference.name, difference.version), frozenset())
+        extra -= NARROWER_UPSTREAM.get(
+            (difference.ecosystem, difference.name, difference.version), frozenset()
+        )
         if difference.missing or extra:
             left.append(difference)
     return left

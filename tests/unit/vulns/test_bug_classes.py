@@ -7,6 +7,7 @@ from pathlib import Path
 from regward.sbom.model import Distro, Package
 from regward.vulns import (
     FeedStore,
+    Finding,
     MatchNote,
     MatchOptions,
     Severity,
@@ -41,8 +42,8 @@ def apk(name: str, version: str, release: str = "3.20.3", **fields: object) -> P
     return Package(name=name, version=version, **defaults)  # type: ignore[arg-type]
 
 
-def ids(findings: list[object]) -> list[str]:
-    return [finding.id for finding in findings]  # type: ignore[attr-defined]
+def ids(findings: list[Finding]) -> list[str]:
+    return [finding.id for finding in findings]
 
 
 OPENSSL_DEBIAN = record(
@@ -205,7 +206,7 @@ def test_malformed_secdb_version_reported_not_matched() -> None:
     assert not flagged_by_malformed & {finding.id for finding in report.findings}
 
 
-def test_go_pseudo_version_is_a_prerelease_with_low_confidence() -> None:
+def test_go_pseudo_version_low_confidence() -> None:
     # osv-scanner#1754 and others: pseudo-versions were judged against tagged fixes.
     item = record(
         "GO-2023-1",
@@ -312,7 +313,8 @@ def test_aliases_deduplicated_with_best_fix_and_severity() -> None:
     assert finding.record_ids == ("GHSA-p782-xgp4-8hr8", "GO-2022-0493")
     assert finding.fixed == ("0.0.0-20220412211240-33da011f77ad",)
     assert finding.severity == Severity.MEDIUM
-    assert "GO-2022-0493" in finding.aliases and "CVE-2022-29526" in finding.aliases
+    assert "GO-2022-0493" in finding.aliases
+    assert "CVE-2022-29526" in finding.aliases
 
 
 def test_withdrawn_record_dropped_and_unblocks_after_sync(tmp_path: Path) -> None:
@@ -337,7 +339,7 @@ def test_withdrawn_record_dropped_and_unblocks_after_sync(tmp_path: Path) -> Non
 
 
 def test_vendored_component_keeps_its_location() -> None:
-    # pip#14318: setuptools vendored in pip/_vendor; the finding must say where it is.
+    # pip#14318: setuptools vendored in pip/_vendor; the finding must keep where it is.
     setuptools_record = record(
         "PYSEC-2025-49",
         "PyPI",

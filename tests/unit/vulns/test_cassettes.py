@@ -1,4 +1,4 @@
-"""Recorded osv.dev answers agree with the matcher on the records in the fixture subset."""
+"""Recorded osv.dev responses agree with the matcher on the records in the fixture subset."""
 
 from __future__ import annotations
 
@@ -23,9 +23,13 @@ def test_fixture_subset_agrees_with_osv_dev() -> None:
 
 
 def test_stdlib_two_component_version_is_the_first_release() -> None:
-    # osv.dev answered the query "stdlib 1.19" as Go 1.19.0; the replay above depends on that reading.
+    # osv.dev read the query "stdlib 1.19" as Go 1.19.0; the replay above depends on that reading.
     feed = load(vulns_asset("cassette-records.zip"))
-    queries = [q for q in json.loads(vulns_asset("cassette-queries.json").read_text())["queries"] if q["version"] == "1.19"]
+    queries = [
+        q
+        for q in json.loads(vulns_asset("cassette-queries.json").read_text())["queries"]
+        if q["version"] == "1.19"
+    ]
     result = replay(feed, queries)
     assert result.compared == 1
     assert unexplained(result.differences) == []

@@ -93,7 +93,7 @@ def test_aliases_are_transitive() -> None:
     assert {"GO-1", "GHSA-1", "CVE-1", "PYSEC-9", "OTHER-1", "GHSA-2"} <= groups.members("GO-1")
 
 
-def test_single_upstream_groups_like_alias_and_bundles_do_not() -> None:
+def test_upstream_grouping_single_versus_bundle() -> None:
     feed = feed_of(
         record("DEBIAN-CVE-1", "Debian:12", "x", upstream=["CVE-1"]),
         record("DEBIAN-CVE-2", "Debian:12", "x", upstream=["CVE-2"]),

@@ -46,7 +46,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class Bucket:
     """A directory laid out like osv.dev's bucket, served over loopback HTTP."""
 
-    def __init__(self, root: Path, server: http.server.ThreadingHTTPServer, handler: type[_Handler]) -> None:
+    def __init__(
+        self, root: Path, server: http.server.ThreadingHTTPServer, handler: type[_Handler]
+    ) -> None:
         self.root = root
         self.server = server
         self.handler = handler
@@ -63,9 +65,13 @@ class Bucket:
         for path in folder.glob("*.json"):
             rows.append((json.loads(path.read_text())["modified"], path.stem))
         rows.sort(reverse=True)
-        (folder / "modified_id.csv").write_text("".join(f"{modified},{name}\n" for modified, name in rows))
+        (folder / "modified_id.csv").write_text(
+            "".join(f"{modified},{name}\n" for modified, name in rows)
+        )
         top = [(m, f"{ecosystem}/{n}") for m, n in rows]
-        (self.root / "modified_id.csv").write_text("".join(f"{m},{n}\n" for m, n in sorted(top, reverse=True)))
+        (self.root / "modified_id.csv").write_text(
+            "".join(f"{m},{n}\n" for m, n in sorted(top, reverse=True))
+        )
         archive = folder / "all.zip"
         archive.unlink(missing_ok=True)
         if with_zip:
@@ -83,7 +89,9 @@ def bucket(tmp_path: Path) -> Iterator[Bucket]:
     root = tmp_path / "bucket"
     root.mkdir()
     handler = type("Handler", (_Handler,), {"requests": [], "failures": {}, "delay": 0.0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -95,7 +103,13 @@ def bucket(tmp_path: Path) -> Iterator[Bucket]:
 
 
 def demo(record_id: str, fixed: str, modified: str) -> dict[str, Any]:
-    return record(record_id, "PyPI", "demo", ecosystem_range(("introduced", "0"), ("fixed", fixed)), modified=modified)
+    return record(
+        record_id,
+        "PyPI",
+        "demo",
+        ecosystem_range(("introduced", "0"), ("fixed", fixed)),
+        modified=modified,
+    )
 
 
 def test_empty_store_status_and_load(tmp_path: Path) -> None:
@@ -171,7 +185,9 @@ def test_http_withdrawal_unblocks(bucket: Bucket, tmp_path: Path) -> None:
     bucket.write_index("PyPI", with_zip=False)
     store = FeedStore(tmp_path / "store")
     store.sync(bucket.url, ecosystems=["PyPI"], now=NOW)
-    bucket.put("PyPI", dict(demo("A-1", "1.0", "2025-03-01T00:00:00Z"), withdrawn="2025-03-01T00:00:00Z"))
+    bucket.put(
+        "PyPI", dict(demo("A-1", "1.0", "2025-03-01T00:00:00Z"), withdrawn="2025-03-01T00:00:00Z")
+    )
     bucket.write_index("PyPI", with_zip=False)
     result = store.sync(bucket.url, ecosystems=["PyPI"], now=NOW)
     assert result.changed_ids == frozenset({"A-1"})
@@ -194,7 +210,9 @@ def test_failed_sync_keeps_previous_revision(bucket: Bucket, tmp_path: Path) -> 
     assert set(store.load().records) == {"A-1"}
 
 
-def test_interrupted_write_keeps_previous_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_write_keeps_previous_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = tmp_path / "source"
     source.mkdir()
     (source / "A-1.json").write_text(json.dumps(demo("A-1", "1.0", "2025-01-01T00:00:00Z")))
@@ -237,3 +255,16 @@ def test_non_http_url_rejected(tmp_path: Path) -> None:
     store = FeedStore(tmp_path / "store")
     with pytest.raises(FeedError, match="does not exist"):
         store.sync("ftp://example.invalid/feed")
+
+
+def test_secdb_sync_keeps_revision(tmp_path: Path) -> None:
+    from regward.vulns import load
+
+    from .conftest import vulns_asset
+
+    secdb = vulns_asset("alpine-secdb")
+    store = FeedStore(tmp_path / "store")
+    result = store.sync(secdb, now=NOW)
+    assert result.revision == load(secdb).revision
+    assert store.load().revision == result.revision
+    assert store.status().counts == {"Alpine:v3.10": 1201, "Alpine:v3.8": 1173}

@@ -96,7 +96,7 @@ def test_versions_list_matches_equal_versions() -> None:
     assert found_ids(feed_of(listed), pypi("demo", "1.0.1")) == []
 
 
-def test_git_range_listed_first_does_not_hide_ecosystem_range() -> None:
+def test_git_range_first_not_hiding_others() -> None:
     # PYSEC-2021-382 lists a GIT range before its ECOSYSTEM range; osv-scalibr's local matcher
     # stopped at the GIT range and missed it.
     data = json.loads(vulns_asset("records/PYSEC-2021-382.json").read_text())
@@ -278,3 +278,84 @@ def test_real_requests_finding() -> None:
     assert finding.fixed == ("2.20.0",)
     assert finding.ecosystem == "PyPI"
     assert finding.record_ids == ("PYSEC-2018-28",)
+
+
+def test_advisory_folded_when_all_its_cves_found() -> None:
+    debian_1 = record(
+        "DEBIAN-CVE-1",
+        "Debian:12",
+        "x",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0-1")),
+        upstream=["CVE-1"],
+    )
+    debian_2 = record(
+        "DEBIAN-CVE-2",
+        "Debian:12",
+        "x",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0-1")),
+        upstream=["CVE-2"],
+    )
+    dsa = record(
+        "DSA-1",
+        "Debian:12",
+        "x",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0-1")),
+        upstream=["CVE-1", "CVE-2"],
+    )
+    package = Package(name="x", version="1.0-1", type="deb", purl="", distro=Distro("debian", "12"))
+    findings = match(feed_of(debian_1, debian_2, dsa), [package])
+    assert [f.id for f in findings] == ["DEBIAN-CVE-1", "DEBIAN-CVE-2"]
+    assert findings[0].record_ids == ("DEBIAN-CVE-1", "DSA-1")
+    assert findings[1].record_ids == ("DEBIAN-CVE-2", "DSA-1")
+    assert "CVE-1" in findings[0].aliases
+    assert "DSA-1" in findings[0].aliases
+
+
+def test_advisory_kept_when_a_cve_is_missing() -> None:
+    debian_1 = record(
+        "DEBIAN-CVE-1",
+        "Debian:12",
+        "x",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0-1")),
+        upstream=["CVE-1"],
+    )
+    dsa = record(
+        "DSA-1",
+        "Debian:12",
+        "x",
+        ecosystem_range(("introduced", "0"), ("fixed", "2.0-1")),
+        upstream=["CVE-1", "CVE-2"],
+    )
+    package = Package(name="x", version="1.0-1", type="deb", purl="", distro=Distro("debian", "12"))
+    findings = match(feed_of(debian_1, dsa), [package])
+    assert [f.id for f in findings] == ["DEBIAN-CVE-1", "DSA-1"]
+    assert set(findings[1].aliases) == {"CVE-1", "CVE-2"}
+
+
+def test_alpine_secdb_finding_on_origin() -> None:
+    feed = load(vulns_asset("alpine-secdb/v3.8/main.yaml"))
+    expat = Package(
+        name="expat", version="2.2.7-r0", type="apk", purl="", distro=Distro("alpine", "3.8.4")
+    )
+    [finding] = match(feed, [expat])
+    assert finding.id == "ALPINE-CVE-2019-15903"
+    assert finding.aliases == ("CVE-2019-15903",)
+    assert finding.fixed == ("2.2.7-r1",)
+    assert finding.ecosystem == "Alpine:v3.8"
+
+
+def test_ubuntu_esm_build_consults_pro_data() -> None:
+    pro = record(
+        "UBUNTU-CVE-1",
+        "Ubuntu:Pro:18.04:LTS",
+        "curl",
+        ecosystem_range(("introduced", "0"), ("fixed", "7.58.0-2ubuntu3.24+esm2")),
+    )
+    esm = Package(
+        name="curl",
+        version="7.58.0-2ubuntu3.24+esm1",
+        type="deb",
+        purl="",
+        distro=Distro("ubuntu", "18.04"),
+    )
+    assert found_ids(feed_of(pro), esm) == ["UBUNTU-CVE-1"]

@@ -1,8 +1,8 @@
 """Go modules compiled into ELF executables, from the build information the Go linker embeds.
 
 The linker writes a 32-byte header starting with `\\xff Go buildinf:` at the start of the
-`.go.buildinfo` section (or, without that section, near the start of the first writable segment),
-followed by the Go version and the module information text that `go version -m` prints. Go 1.18
+`.go.buildinfo` section, or near the start of the first writable segment when there is no such
+section. The Go version and the module information text that `go version -m` prints follow it. Go 1.18
 and later store both strings inline after the header (flag bit 2); older toolchains store pointers
 to Go string headers. See the Go source, `src/debug/buildinfo/buildinfo.go`.
 

@@ -17,6 +17,8 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
+# Tables defined outside regward.store, registered on Base when their module is imported.
+import regward.admission.records  # noqa: F401
 from regward.store.db import normalize_database_url
 from regward.store.models import Base
 

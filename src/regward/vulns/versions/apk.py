@@ -257,8 +257,8 @@ def _v2_next_type(version: str, pos: int, token: int) -> tuple[int, int]:
 def _v2_key(version: str) -> tuple[int, ...] | None:
     """Return the apk-tools 2 key, or None when apk-tools 2 also rejects the version.
 
-    apk-tools 2 compares the value of each token, then the type of the next one; where the types
-    differ, the later type sorts first, except that a pre-release suffix sorts first of all and an
+    apk-tools 2 compares the value of each token, then the type of the next one. Where the types
+    differ, the later type sorts first. Exceptions: a pre-release suffix sorts first of all, and an
     invalid token (type -1) sorts last.
     """
     tokens = _v2_tokens(version)

@@ -6,8 +6,8 @@ univers 32 misorders some Maven versions. Rules:
 * The version is lower-cased and split into tokens at `.` and `-`, and where digits and other
   characters meet (such a transition counts as `-`). Each token keeps its separator as a prefix;
   an empty token is `0`. Numbers lose their leading zeros.
-* `cr` is `rc`; `ga`, `final` and `release` are the empty qualifier; `a`, `b` and `m` directly
-  followed by a digit are `alpha`, `beta` and `milestone`.
+* `cr` is `rc`, and `ga`, `final` and `release` are the empty qualifier. `a`, `b` and `m`
+  directly followed by a digit are `alpha`, `beta` and `milestone`.
 * Trailing null tokens (`0` and the empty qualifier) are dropped, from the end and again before
   each remaining `-`, so `1.0.0` is `1` and `1.0.0-foo.0.0` is `1-foo`.
 * Tokens compare pairwise. With the same prefix, numbers compare as numbers, a number is newer than

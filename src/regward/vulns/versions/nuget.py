@@ -1,10 +1,10 @@
 """NuGet version ordering, as NuGet.Versioning's default `VersionComparer` defines it.
 
 Written by hand from the NuGet package versioning reference
-(https://learn.microsoft.com/nuget/concepts/package-versioning): one to four numeric parts (missing
-parts are 0, so `1.0` equals `1.0.0.0`), then the release label, where a release sorts after its
-pre-releases and labels compare as SemVer 2.0 identifiers but case-insensitively. Build metadata
-after `+` is ignored.
+(https://learn.microsoft.com/nuget/concepts/package-versioning). A version has one to four numeric
+parts, and missing parts are 0, so `1.0` equals `1.0.0.0`. Then comes the release label: a release
+sorts after its pre-releases, and labels compare as SemVer 2.0 identifiers but case-insensitively.
+Build metadata after `+` is ignored.
 """
 
 from __future__ import annotations

@@ -30,7 +30,12 @@ def _legacy_parts(version: str) -> tuple[str, ...]:
     for piece in raw:
         if not piece or piece == ".":
             continue
-        part = piece.zfill(8) if piece[0].isdigit() else piece if piece == _FINAL else "*" + piece
+        if piece[0].isdigit():
+            part = piece.zfill(8)
+        elif piece == _FINAL:
+            part = piece
+        else:
+            part = "*" + piece
         if part.startswith("*"):
             # A pre-release word drops a preceding "-" marker; any word drops trailing zero numbers,
             # so "1.0-a" equals "1-a" and "1.0" equals "1".

@@ -1,8 +1,8 @@
 """RPM version ordering (Red Hat, AlmaLinux, Rocky Linux, SUSE, openSUSE): `[epoch:]version[-release]`.
 
-Written here from rpm's `rpmvercmp` (rpmio/rpmvercmp.c, rpm 4.15 and later, which added `^`), because
-the maintained Python choices fail: the rpm bindings are not on PyPI, and univers 32 rejects versions
-whose colon is not an epoch separator (`a1:1`) and orders `1` equal to `1-`.
+Written here from rpm's `rpmvercmp` (rpmio/rpmvercmp.c, rpm 4.15 and later, which added `^`).
+The maintained Python choices fail the vectors: the rpm bindings are not on PyPI, and univers 32
+rejects versions whose colon is not an epoch separator (`a1:1`) and orders `1` equal to `1-`.
 
 Rules: separators (anything but ASCII letters, digits, `~` and `^`) only split segments; `~` sorts
 before everything, even the end of the string; `^` sorts after the end but before any further
