@@ -53,4 +53,4 @@ def install_handler(level: int, log_format: str = "text") -> None:
         )
     package_logger.addHandler(handler)
     package_logger.setLevel(level)
-    package_logger.propagate = False
+    package_logger.propagate = True

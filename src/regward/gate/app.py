@@ -240,7 +240,11 @@ class Gate:
         )
         if self.auth is not None:
             result = self.auth.authorize(
-                method, path, header(scope, b"authorization"), context.client_address
+                method,
+                path,
+                header(scope, b"authorization"),
+                context.client_address,
+                query_string=scope.get("query_string", b""),
             )
             if not result.allowed:
                 await send_response(

@@ -44,11 +44,13 @@ from regward.oci.digest import split_digest
 from regward.oci.errors import InvalidDigestError
 from regward.signatures.cosign import TLOG_REQUIRED, KeyAuthority, RekorBundle, verify_set
 from regward.signatures.dsse import (
+    COSIGN_SIGN_PREDICATE_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
     Envelope,
     Statement,
     envelope_from_json,
     parse_statement,
+    peek_predicate_type,
     verify_envelope,
 )
 from regward.signatures.errors import SignatureVerificationError
@@ -140,6 +142,25 @@ class _Parsed:
 def is_bundle_media_type(value: str | None) -> bool:
     """Tell whether `value` is one of the Sigstore bundle media types."""
     return value is not None and value.replace(" ", "") in BUNDLE_MEDIA_TYPES
+
+
+def bundle_claims_signature(document: bytes, annotated_type: str | None) -> bool:
+    """Tell whether an unverified bundle presents itself as an image signature.
+
+    True for a message signature, or a DSSE statement of type
+    `https://sigstore.dev/cosign/sign/v1`. `annotated_type` is the referrer manifest's
+    `dev.sigstore.bundle.predicateType` annotation, normalised, and is used when present.
+    This only sorts evidence into signatures and attestations; it proves nothing.
+    """
+    if annotated_type is not None:
+        return annotated_type == COSIGN_SIGN_PREDICATE_TYPE
+    try:
+        parsed = _parse(document)
+    except SignatureVerificationError:
+        return False
+    if parsed.envelope is None:
+        return True
+    return peek_predicate_type(parsed.envelope.payload) == COSIGN_SIGN_PREDICATE_TYPE
 
 
 def verify_bundle(document: bytes, subject_digest: str, authority: Authority) -> VerifiedBundle:

@@ -4,8 +4,14 @@ This is the I/O adapter around `regward.signatures.cosign.verify_layer`. For eac
 location (the image's repository, or an authority's `signature_repository`) it reads the
 `sha256-<hex>.sig` manifest once, downloads each simple-signing layer once, and verifies every
 layer against every authority that uses that location. Signatures pushed as OCI 1.1 referrers
-(artifact type `application/vnd.dev.cosign.artifact.sig.v1+json`) are read too, for the
-authorities that the `.sig` tag did not verify.
+are read too, for the authorities that the `.sig` tag did not verify: cosign's OCI 1.1 form
+(artifact type `application/vnd.dev.cosign.artifact.sig.v1+json`) and Sigstore bundles whose
+statement has the predicate type `https://sigstore.dev/cosign/sign/v1` (or that carry a message
+signature over the image digest). Bundles with other predicate types are attestations and are
+left to `regward.signatures.fetch_attestations`.
+
+Authorities are `KeyAuthority` (a public key) or `KeylessAuthority` (a Fulcio identity checked
+against a trusted root).
 
 The result per authority keeps "no signature exists" (MISSING) apart from "signatures exist but
 none verifies" (INVALID) and from "the registry could not be read" (ERROR), because a policy may
@@ -31,17 +37,25 @@ from regward.oci.errors import (
 from regward.oci.manifest import Descriptor, Manifest
 from regward.oci.mediatypes import base_media_type
 from regward.oci.reference import normalize_registry, validate_repository
+from regward.signatures.artifacts import FoundBundle
+from regward.signatures.bundles import (
+    Authority,
+    VerifiedBundle,
+    bundle_claims_signature,
+    verify_bundle,
+)
 from regward.signatures.cosign import (
-    COSIGN_SIGNATURE_ARTIFACT_TYPE,
     MAX_PAYLOAD_SIZE,
     SIMPLE_SIGNING_MEDIA_TYPE,
-    KeyAuthority,
     SignatureLayer,
     VerifiedSignature,
     signature_tag,
     verify_layer,
 )
+from regward.signatures.discovery import read_referrers
+from regward.signatures.dsse import COSIGN_SIGN_PREDICATE_TYPE
 from regward.signatures.errors import SignatureError, SignatureVerificationError
+from regward.signatures.keyless import KeylessAuthority, verify_keyless_layer
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +100,7 @@ class _Location:
 
     client: RegistryClient
     repository: str
-    authorities: list[KeyAuthority] = field(default_factory=list)
+    authorities: list[Authority] = field(default_factory=list)
     layers: list[SignatureLayer] = field(default_factory=list)
     """Signature layers downloaded and ready to verify."""
     unusable: list[str] = field(default_factory=list)
@@ -103,17 +117,17 @@ async def check_authorities(
     client: RegistryClient,
     repository: str,
     digest: str,
-    authorities: Sequence[KeyAuthority],
+    authorities: Sequence[Authority],
     *,
     clients: Callable[[str], RegistryClient] | None = None,
 ) -> dict[str, AuthorityResult]:
-    """Check every authority's cosign signatures on `repository@digest`.
+    """Check every authority's cosign signatures and signature bundles on `repository@digest`.
 
     Args:
         client: client for the image's registry.
         repository: the image's repository on that registry, e.g. `org/app`.
         digest: the image manifest digest that was resolved and will be served.
-        authorities: the key authorities to check; names must be unique.
+        authorities: the key and keyless authorities to check; names must be unique.
         clients: returns a client for another registry host (canonical `host[:port]`), for
             authorities whose `signature_repository` is `host/repo`. The caller owns and
             closes the clients it returns.
@@ -168,7 +182,7 @@ async def check_authorities(
 def _signature_location(
     client: RegistryClient,
     repository: str,
-    authority: KeyAuthority,
+    authority: Authority,
     clients: Callable[[str], RegistryClient] | None,
 ) -> tuple[RegistryClient, str]:
     """Return the client and repository that hold `authority`'s signatures."""
@@ -210,32 +224,27 @@ async def _check_location(location: _Location, digest: str, tag: str) -> None:
         await _read_layers(location, manifest)
         _verify_layers(location, digest, location.layers)
 
-    # The OCI 1.1 form is read only for authorities that the tag did not verify, so that a
+    # The OCI 1.1 forms are read only for authorities that the tag did not verify, so that a
     # referrers failure cannot turn a verified result into an error.
     if all(location.verified[authority.name] for authority in location.authorities):
         return
-    try:
-        referrers = await location.client.referrers(
-            location.repository, digest, artifact_type=COSIGN_SIGNATURE_ARTIFACT_TYPE
-        )
-    except NotFoundError:
-        referrers = []
-    except OCIError as exc:
-        logger.debug(
-            "listing referrers of %s in %s failed", digest, location.repository, exc_info=True
-        )
-        location.fetch_errors.append(
-            f"could not list referrers of {digest} in {location.repository}: {exc}"
-        )
-        return
+    referrers = await read_referrers(location.client, location.repository, digest)
+    if referrers.fetch_errors:
+        location.fetch_errors.extend(referrers.fetch_errors)
+        if not referrers.listed:
+            return
+    for text in referrers.unusable:
+        # Bundle referrers may be attestations, so their problems are not signature reasons.
+        logger.debug("referrer of %s in %s: %s", digest, location.repository, text)
 
-    if len(referrers) > MAX_REFERRER_MANIFESTS:
+    descriptors = referrers.cosign_signatures
+    if len(descriptors) > MAX_REFERRER_MANIFESTS:
         location.unusable.append(
-            f"{len(referrers) - MAX_REFERRER_MANIFESTS} cosign referrers not read "
+            f"{len(descriptors) - MAX_REFERRER_MANIFESTS} cosign referrers not read "
             f"(limit {MAX_REFERRER_MANIFESTS})"
         )
     before = len(location.layers)
-    for descriptor in referrers[:MAX_REFERRER_MANIFESTS]:
+    for descriptor in descriptors[:MAX_REFERRER_MANIFESTS]:
         referrer = await _fetch_manifest(
             location, descriptor.digest, f"cosign referrer {descriptor.digest}"
         )
@@ -252,6 +261,7 @@ async def _check_location(location: _Location, digest: str, tag: str) -> None:
             continue
         await _read_layers(location, referrer)
     _verify_layers(location, digest, location.layers[before:])
+    _verify_bundles(location, digest, referrers.bundles)
 
 
 async def _fetch_manifest(location: _Location, reference: str, what: str) -> Manifest | None:
@@ -326,7 +336,10 @@ def _verify_layers(location: _Location, digest: str, layers: Sequence[SignatureL
     for layer in layers:
         for authority in location.authorities:
             try:
-                signature = verify_layer(layer, digest, authority)
+                if isinstance(authority, KeylessAuthority):
+                    signature = verify_keyless_layer(layer, digest, authority)
+                else:
+                    signature = verify_layer(layer, digest, authority)
             except SignatureVerificationError as exc:
                 logger.debug(
                     "layer %s rejected for authority %s: %s",
@@ -339,16 +352,78 @@ def _verify_layers(location: _Location, digest: str, layers: Sequence[SignatureL
             location.verified[authority.name].append(signature)
 
 
+def _verify_bundles(location: _Location, digest: str, bundles: Sequence[FoundBundle]) -> None:
+    """Verify signature bundles for the authorities that nothing verified yet."""
+    for bundle in bundles:
+        if not bundle_claims_signature(bundle.document, bundle.predicate_type):
+            continue
+        location.found_artifact = True
+        for authority in location.authorities:
+            if location.verified[authority.name]:
+                continue
+            try:
+                verified = verify_bundle(bundle.document, digest, authority)
+            except SignatureVerificationError as exc:
+                logger.debug(
+                    "bundle %s rejected for authority %s: %s",
+                    bundle.manifest_digest,
+                    authority.name,
+                    exc,
+                )
+                location.failures[authority.name].append(f"{exc} (bundle {bundle.manifest_digest})")
+                continue
+            signature = _bundle_signature(verified, digest, bundle.manifest_digest)
+            if signature is None:
+                location.failures[authority.name].append(
+                    f"bundle {bundle.manifest_digest} is an attestation of type "
+                    f"{verified.predicate_type}, not a signature"
+                )
+                continue
+            location.verified[authority.name].append(signature)
+
+
+def _bundle_signature(
+    verified: VerifiedBundle, digest: str, manifest_digest: str
+) -> VerifiedSignature | None:
+    """Return a verified signature bundle as a `VerifiedSignature`; None for an attestation."""
+    statement = verified.statement
+    if statement is not None and statement.normalized_predicate_type != COSIGN_SIGN_PREDICATE_TYPE:
+        return None
+    names = [subject.name for subject in statement.subjects if subject.name] if statement else []
+    return VerifiedSignature(
+        authority=verified.authority,
+        image_digest=digest,
+        docker_reference=names[0] if names else "",
+        payload=statement.raw if statement is not None else b"",
+        optional={},
+        tlog_verified=verified.integrated_time is not None or verified.subject is not None,
+        layer_digest=manifest_digest,
+        key_id=verified.key_id or "",
+        integrated_time=verified.integrated_time,
+        log_index=verified.log_index,
+        subject=verified.subject,
+        issuer=verified.issuer,
+    )
+
+
+def _describe(signature: VerifiedSignature, name: str) -> str:
+    if signature.subject is not None:
+        return (
+            f"verified by authority {name!r} with a certificate for {signature.subject} "
+            f"(issuer {signature.issuer}) ({signature.layer_digest})"
+        )
+    return (
+        f"verified by authority {name!r} with key sha256:{signature.key_id} "
+        f"(layer {signature.layer_digest})"
+    )
+
+
 def _result(location: _Location, name: str, digest: str, tag: str) -> AuthorityResult:
     """Classify one authority's outcome from what was read at its location."""
     verified = tuple(location.verified[name])
     failures = location.failures[name]
     if verified:
-        reasons = tuple(
-            f"verified by authority {name!r} with key sha256:{signature.key_id} "
-            f"(layer {signature.layer_digest})"
-            for signature in verified
-        )
+        reasons = tuple(_describe(signature, name) for signature in verified)
         return AuthorityResult(name, EvidenceStatus.VERIFIED, verified, reasons)
 
     if location.fetch_errors:
@@ -359,7 +434,7 @@ def _result(location: _Location, name: str, digest: str, tag: str) -> AuthorityR
 
     if not location.found_artifact:
         summary = (
-            f"no signature found: no tag {tag} in {location.repository} and no cosign referrers"
+            f"no signature found: no tag {tag} in {location.repository} and no signature referrers"
         )
         return AuthorityResult(name, EvidenceStatus.MISSING, (), (summary,))
 

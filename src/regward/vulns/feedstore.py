@@ -13,6 +13,10 @@ An HTTP(S) source is a base URL with `<ECOSYSTEM>/modified_id.csv` (rows `<modif
 first) and `<ECOSYSTEM>/<ID>.json`, or, without ecosystems, a top-level `modified_id.csv` with rows
 `<modified>,<ECOSYSTEM>/<ID>`. The first sync of an ecosystem downloads `<ECOSYSTEM>/all.zip` when
 the server has it; later syncs fetch only the records modified since the newest time seen.
+
+NOTE: a first sync from the top-level index fetches every record one by one, so pass `ecosystems`
+for large buckets. Records deleted from a bucket are noticed only if their row is listed again, so
+a sync into a fresh store now and then rebuilds what deltas miss.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """Severity bands and how a record's severity is derived.
 
-Order of evidence for one record: the highest band among its CVSS v2/v3/v4 vectors (top level and
-per affected package, scored with the `cvss` library); else a severity word from
-`database_specific`/`ecosystem_specific` (GHSA `severity`, Debian `urgency`, Ubuntu priority) or,
-for Red Hat-style errata (AlmaLinux, Rocky, Red Hat), the `Important:` prefix of the summary. The
-matcher then falls back to the best severity of alias records present in the feed.
+Evidence for one record, in order:
+
+1. the highest band among its CVSS v2/v3/v4 vectors, top level and per affected package, scored
+   with the `cvss` library;
+2. a severity word in `database_specific`/`ecosystem_specific` (GHSA `severity`, Debian `urgency`,
+   Ubuntu priority);
+3. for Red Hat-style errata (AlmaLinux, Rocky, Red Hat), the `Important:` prefix of the summary.
+
+The matcher then falls back to the best severity of alias records present in the feed.
 """
 
 from __future__ import annotations

@@ -48,14 +48,14 @@ CHANGED_AFTER_RECORDING = {
 }
 # Recorded responses that leave out a local record whose data covers the query. The local PyPI
 # snapshot (pypa/advisory-database, 2024-10-10) lists urllib3 1.24.3 in PYSEC-2021-108's `versions`
-# and inside `introduced 0, fixed 1.26.5`; osv.dev returned neither it nor its GHSA alias
-# (GHSA-q2q7-5pp4-w6pg, affected from 1.25.4), so osv.dev served a narrower version of the record.
+# and inside `introduced 0, fixed 1.26.5`. osv.dev returned neither that record nor
+# GHSA-q2q7-5pp4-w6pg, which its references name, so the record osv.dev served differs from it.
 NARROWER_UPSTREAM = {("PyPI", "urllib3", "1.24.3"): frozenset({"PYSEC-2021-108"})}
 
 
 @dataclass(frozen=True)
 class Difference:
-    """One query whose local answer differs from the recorded one."""
+    """One query whose local result differs from the recorded response."""
 
     ecosystem: str
     name: str

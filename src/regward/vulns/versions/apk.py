@@ -9,7 +9,7 @@ of that tokenizer matter:
 
 * apk-tools 3 is the primary order. When it meets a token that its grammar rejects, it stops and
   treats two versions that break at the same token as equal.
-* apk-tools 2, shipped with Alpine releases up to 3.22, accepted more: digits after the letter
+* apk-tools 2, which earlier Alpine releases ship, accepted more: digits after the letter
   (`6.6.2p1`, used by real packages such as opensmtpd) and a letter after a dot (`0.8.21.r2`). When
   apk-tools 3 ties two such versions, the apk-tools 2 order breaks the tie.
 """

@@ -1,7 +1,8 @@
 """Maven version ordering, after the "Version Order Specification" of the Maven POM reference.
 
 Written by hand from https://maven.apache.org/pom.html#version-order-specification, because
-univers 32 misorders some Maven versions. Rules:
+univers 32 misorders Maven versions (it sorts `2.0.0.RELEASE` after `2.0.0` and `1-ga-1` before
+`1-1`, which the specification makes equal). Rules:
 
 * The version is lower-cased and split into tokens at `.` and `-`, and where digits and other
   characters meet (such a transition counts as `-`). Each token keeps its separator as a prefix;

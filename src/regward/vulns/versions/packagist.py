@@ -1,7 +1,8 @@
 """Packagist (Composer) version ordering: Composer's normalisation, then PHP's `version_compare`.
 
 Written by hand from Composer's documentation on versions and stabilities and PHP's
-`version_compare` manual, because univers 32 misorders some Packagist versions. A version is
+`version_compare` manual, because univers 32 misorders Packagist versions (it sorts `1.0.0-RC1`
+below `1.0.0-beta2` and `1.0.0-patch1` below `1.0.0`, and makes `1.0.0.1` equal `1.0.0`). A version is
 normalised as Composer's `VersionParser::normalize` does: a leading `v` and `+build` are dropped,
 the numeric part is padded to four numbers, and a stability suffix is spelled `alpha`, `beta`, `RC`
 or `patch` with its number. PHP then splits at `.`, `-`, `_`, `+` and where digits and letters meet,
