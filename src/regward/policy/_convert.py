@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -20,8 +21,22 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from regward.policy._problems import format_key_path
-from regward.policy._wire import AuthorityWire, KeySourceWire, PolicyWire, RuleWire
+from regward.policy._wire import (
+    AttestationWire,
+    AuthorityWire,
+    KeylessWire,
+    KeySourceWire,
+    PolicyWire,
+    RuleWire,
+    TrustedRootWire,
+    parse_duration,
+)
 from regward.policy._yaml import Loc, line_of
+from regward.policy.attestations import (
+    AttestationRule,
+    make_provenance_condition,
+    predicate_type_problem,
+)
 from regward.policy.errors import PolicyProblem
 from regward.policy.model import (
     Authority,
@@ -29,12 +44,19 @@ from regward.policy.model import (
     DefaultAction,
     ImmutableTags,
     IndexPolicy,
+    KeylessIdentity,
     Mode,
     OnError,
     Rule,
+    SbomSource,
     SignatureRequirement,
     TlogMode,
 )
+from regward.policy.vulnerabilities import convert_vulnerabilities
+from regward.signatures.dsse import normalize_predicate_type
+
+if TYPE_CHECKING:
+    from regward.signatures.trust import TrustRoot
 
 logger = logging.getLogger(__name__)
 
@@ -80,23 +102,14 @@ class Converter:
         signatures: SignatureRequirement | None = None
         if wire.signatures is not None:
             section_loc: Loc = (*loc, "signatures")
-            authority_names: dict[str, int] = {}
-            authorities: list[Authority] = []
-            for index, authority_wire in enumerate(wire.signatures.authorities):
-                authority_loc: Loc = (*section_loc, "authorities", index)
-                first = authority_names.setdefault(authority_wire.name, index)
-                if first != index:
-                    self._problem(
-                        (*authority_loc, "name"),
-                        f"duplicate authority name {authority_wire.name!r} in this rule, already "
-                        f"used by authorities[{first}]",
-                    )
-                authority = self._convert_authority(authority_wire, authority_loc)
-                if authority is not None:
-                    authorities.append(authority)
+            authorities, keyless = self.convert_authorities(
+                wire.signatures.authorities, section_loc
+            )
             signatures = SignatureRequirement(
-                authorities=tuple(authorities),
+                authorities=authorities,
                 index_policy=IndexPolicy(wire.signatures.index_policy),
+                keyless=keyless,
+                count=wire.signatures.count,
             )
 
         immutable_tags: ImmutableTags | None = None
@@ -113,9 +126,128 @@ class Converter:
             on_error=OnError(wire.on_error),
             signatures=signatures,
             immutable_tags=immutable_tags,
+            vulnerabilities=(
+                convert_vulnerabilities(wire.vulnerabilities)
+                if wire.vulnerabilities is not None
+                else None
+            ),
+            attestations=self._convert_attestations(wire.attestations, loc),
+            sbom_source=SbomSource(wire.sbom_source),
         )
 
+    def convert_authorities(
+        self, wires: list[AuthorityWire], loc: Loc
+    ) -> tuple[tuple[Authority, ...], tuple[KeylessIdentity, ...]]:
+        """Convert an `authorities` list into key and keyless authorities, checking names."""
+        authority_names: dict[str, int] = {}
+        authorities: list[Authority] = []
+        keyless: list[KeylessIdentity] = []
+        for index, authority_wire in enumerate(wires):
+            authority_loc: Loc = (*loc, "authorities", index)
+            first = authority_names.setdefault(authority_wire.name, index)
+            if first != index:
+                self._problem(
+                    (*authority_loc, "name"),
+                    f"duplicate authority name {authority_wire.name!r} in this rule, already "
+                    f"used by authorities[{first}]",
+                )
+            if authority_wire.keyless is not None:
+                identity = self._convert_keyless(
+                    authority_wire, authority_wire.keyless, authority_loc
+                )
+                if identity is not None:
+                    keyless.append(identity)
+                continue
+            authority = self._convert_authority(authority_wire, authority_loc)
+            if authority is not None:
+                authorities.append(authority)
+        return tuple(authorities), tuple(keyless)
+
+    def _convert_keyless(
+        self, wire: AuthorityWire, keyless: KeylessWire, loc: Loc
+    ) -> KeylessIdentity | None:
+        root_loc: Loc = (*loc, "keyless", "trustedRoot")
+        trusted_root = self._load_trusted_root(keyless.trusted_root, root_loc)
+        if trusted_root is None:
+            return None
+        return KeylessIdentity(
+            name=wire.name,
+            issuer=keyless.issuer,
+            issuer_regexp=keyless.issuer_regexp,
+            subject=keyless.subject,
+            subject_regexp=keyless.subject_regexp,
+            trusted_root=trusted_root,
+            signature_repository=wire.signature_repository,
+            ignore_sct=keyless.insecure_ignore_sct,
+        )
+
+    def _load_trusted_root(self, source: TrustedRootWire | None, loc: Loc) -> TrustRoot | None:
+        """Return the trust root a keyless authority names; public-good when it names none."""
+        from regward.signatures.trust import (
+            MAX_TRUSTED_ROOT_SIZE,
+            PUBLIC_GOOD,
+            TrustRoot,
+            TrustRootError,
+            named_trust_root,
+        )
+
+        try:
+            if source is None or source.name is not None:
+                return named_trust_root(source.name if source is not None else PUBLIC_GOOD)
+            assert source.path is not None  # guaranteed by TrustedRootWire's validator
+            path = self.base_dir / source.path
+            data = self._read_key_file(path, (*loc, "path"), MAX_TRUSTED_ROOT_SIZE)
+            if data is None:
+                return None
+            root = TrustRoot.from_bytes(data, str(path))
+        except TrustRootError as exc:
+            self._problem(loc, str(exc))
+            return None
+        root.log_expiry_warnings()
+        return root
+
+    def _convert_attestations(
+        self, wires: list[AttestationWire] | None, loc: Loc
+    ) -> tuple[AttestationRule, ...]:
+        if not wires:
+            return ()
+        names: dict[str, int] = {}
+        rules: list[AttestationRule] = []
+        for index, wire in enumerate(wires):
+            entry_loc: Loc = (*loc, "attestations", index)
+            first = names.setdefault(wire.name, index)
+            if first != index:
+                self._problem(
+                    (*entry_loc, "name"),
+                    f"duplicate attestation name {wire.name!r} in this rule, already used by "
+                    f"attestations[{first}]",
+                )
+            authorities, keyless = self.convert_authorities(wire.authorities, entry_loc)
+            provenance = (
+                make_provenance_condition(
+                    wire.provenance.builder_id, wire.provenance.source_repository
+                )
+                if wire.provenance is not None
+                else None
+            )
+            rule = AttestationRule(
+                name=wire.name,
+                predicate_type=normalize_predicate_type(wire.predicate_type),
+                authorities=authorities,
+                keyless=keyless,
+                count=wire.count,
+                allow_unsigned=wire.allow_unsigned,
+                provenance=provenance,
+                max_age=parse_duration(wire.max_age) if wire.max_age is not None else None,
+            )
+            problem = predicate_type_problem(rule)
+            if problem is not None:
+                self._problem((*entry_loc, "predicateType"), problem)
+            rules.append(rule)
+        return tuple(rules)
+
     def _convert_authority(self, wire: AuthorityWire, loc: Loc) -> Authority | None:
+        assert wire.key is not None  # guaranteed by AuthorityWire's validator
         key_pem = self._load_key(wire.key, (*loc, "key"))
         rekor_pem: bytes | None = None
         if wire.rekor_public_key is not None:
@@ -143,22 +275,23 @@ class Converter:
         assert source.pem is not None  # guaranteed by KeySourceWire's validator
         return self._parse_key(source.pem.encode("utf-8"), (*loc, "pem"), "inline PEM")
 
-    def _read_key_file(self, path: Path, loc: Loc) -> bytes | None:
+    def _read_key_file(
+        self, path: Path, loc: Loc, max_bytes: int = MAX_KEY_FILE_BYTES
+    ) -> bytes | None:
         resolved = path.resolve()
         cached = self.key_files.get(resolved)
         if cached is not None:
             return cached
         try:
             with resolved.open("rb") as handle:
-                data = handle.read(MAX_KEY_FILE_BYTES + 1)
+                data = handle.read(max_bytes + 1)
         except OSError as exc:
             self._problem(loc, f"cannot read key file {str(path)!r}: {exc.strerror or exc}")
             return None
-        if len(data) > MAX_KEY_FILE_BYTES:
+        if len(data) > max_bytes:
             self._problem(
                 loc,
-                f"key file {str(path)!r} is too large: expected at most {MAX_KEY_FILE_BYTES} "
-                "bytes of PEM",
+                f"key file {str(path)!r} is too large: expected at most {max_bytes} bytes",
             )
             return None
         self.key_files[resolved] = data

@@ -17,7 +17,19 @@ from regward.policy.errors import PolicyProblem
 
 # Error types raised by the validators of `regward.policy._wire`, whose messages are final.
 _OWN_ERROR_TYPES = frozenset(
-    {"invalid_name", "invalid_glob", "invalid_tag_pattern", "invalid_repository", "key_source"}
+    {
+        "invalid_name",
+        "invalid_glob",
+        "invalid_tag_pattern",
+        "invalid_repository",
+        "key_source",
+        "trusted_root_source",
+        "keyless_identity",
+        "authority_source",
+        "attestation_condition",
+        "invalid_regexp",
+        "invalid_duration",
+    }
 )
 
 

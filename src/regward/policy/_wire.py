@@ -10,6 +10,7 @@ boolean, `1.0` as a float) are not coerced into strings.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -17,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from regward.policy.errors import PatternError
 from regward.policy.match import check_repository_pattern, check_tag_pattern
+from regward.policy.vulnerabilities import VulnerabilitiesWire
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # An OCI repository name (distribution spec), optionally after a registry host and port.
@@ -27,6 +29,11 @@ _REPOSITORY = re.compile(
 
 MAX_KEY_PEM_LENGTH = 64 * 1024
 """Maximum length of an inline PEM, far above the size of any public key PEM."""
+
+MAX_PATTERN_LENGTH = 1024
+"""Maximum length of a keyless issuer or subject, exact or pattern."""
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def _check_name(value: str) -> str:
@@ -75,10 +82,51 @@ def _check_repository(value: str) -> str:
     return value
 
 
+def _check_pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError(
+            "invalid_regexp",
+            "invalid regular expression {value}: {reason}",
+            {"value": repr(value), "reason": str(exc)},
+        ) from exc
+    return value
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse a duration such as `24h` or `7d12h`; raises PydanticCustomError when invalid."""
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise PydanticCustomError(
+            "invalid_duration",
+            "expected a duration such as '24h', '90m' or '7d12h' (units d, h, m, s), got {value}",
+            {"value": repr(value)},
+        )
+    days, hours, minutes, seconds = (int(part) if part else 0 for part in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise PydanticCustomError(
+            "invalid_duration",
+            "expected a duration longer than zero, got {value}",
+            {"value": repr(value)},
+        )
+    return duration
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 RepositoryGlob = Annotated[str, AfterValidator(_check_repository_glob)]
 TagPattern = Annotated[str, AfterValidator(_check_tag_pattern)]
 Repository = Annotated[str, AfterValidator(_check_repository)]
+Pattern = Annotated[
+    str, Field(min_length=1, max_length=MAX_PATTERN_LENGTH), AfterValidator(_check_pattern)
+]
+Duration = Annotated[str, Field(max_length=32), AfterValidator(_check_duration)]
 
 
 class _WireModel(BaseModel):
@@ -104,14 +152,71 @@ class KeySourceWire(_WireModel):
         return self
 
 
+class TrustedRootWire(_WireModel):
+    """The trusted root of a keyless authority: a trusted_root.json file or a shipped one."""
+
+    path: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    name: Literal["public-good", "staging"] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> TrustedRootWire:
+        if (self.path is None) == (self.name is None):
+            raise PydanticCustomError(
+                "trusted_root_source",
+                "expected exactly one of 'path' (a trusted_root.json file) or 'name' "
+                "(public-good or staging)",
+            )
+        return self
+
+
+class KeylessWire(_WireModel):
+    """The `keyless` form of an authority: a Fulcio identity."""
+
+    issuer: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_LENGTH)] | None = None
+    issuer_regexp: Pattern | None = Field(default=None, alias="issuerRegExp")
+    subject: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_LENGTH)] | None = None
+    subject_regexp: Pattern | None = Field(default=None, alias="subjectRegExp")
+    trusted_root: TrustedRootWire | None = Field(default=None, alias="trustedRoot")
+    insecure_ignore_sct: bool = Field(default=False, alias="insecureIgnoreSCT")
+
+    @model_validator(mode="after")
+    def _one_of_each_pair(self) -> KeylessWire:
+        if (self.issuer is None) == (self.issuer_regexp is None):
+            raise PydanticCustomError(
+                "keyless_identity", "expected exactly one of 'issuer' or 'issuerRegExp'"
+            )
+        if (self.subject is None) == (self.subject_regexp is None):
+            raise PydanticCustomError(
+                "keyless_identity", "expected exactly one of 'subject' or 'subjectRegExp'"
+            )
+        return self
+
+
 class AuthorityWire(_WireModel):
-    """One entry of `signatures.authorities`."""
+    """One entry of `signatures.authorities` or of an attestation's `authorities`."""
 
     name: Name
-    key: KeySourceWire
+    key: KeySourceWire | None = None
+    keyless: KeylessWire | None = None
     signature_repository: Repository | None = Field(default=None, alias="signatureRepository")
     rekor_public_key: KeySourceWire | None = Field(default=None, alias="rekorPublicKey")
     tlog: Literal["optional", "required"] = "optional"
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> AuthorityWire:
+        if (self.key is None) == (self.keyless is None):
+            raise PydanticCustomError(
+                "authority_source", "expected exactly one of 'key' or 'keyless'"
+            )
+        if self.keyless is not None and (
+            self.rekor_public_key is not None or "tlog" in self.model_fields_set
+        ):
+            raise PydanticCustomError(
+                "authority_source",
+                "'rekorPublicKey' and 'tlog' apply to 'key' authorities only; a keyless "
+                "authority always requires a Rekor entry from its trusted root",
+            )
+        return self
 
 
 class SignaturesWire(_WireModel):
@@ -119,6 +224,66 @@ class SignaturesWire(_WireModel):
 
     index_policy: Literal["self", "self-or-children"] = Field(default="self", alias="indexPolicy")
     authorities: Annotated[list[AuthorityWire], Field(min_length=1)]
+    count: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _count_fits(self) -> SignaturesWire:
+        if self.count is not None and self.count > len(self.authorities):
+            raise PydanticCustomError(
+                "attestation_condition",
+                "count {count} is larger than the number of authorities ({number})",
+                {"count": self.count, "number": len(self.authorities)},
+            )
+        return self
+
+
+class ProvenanceWire(_WireModel):
+    """The `provenance` conditions of an attestation requirement."""
+
+    builder_id: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, alias="builderId"
+    )
+    source_repository: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, alias="sourceRepository"
+    )
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ProvenanceWire:
+        if self.builder_id is None and self.source_repository is None:
+            raise PydanticCustomError(
+                "attestation_condition", "expected 'builderId', 'sourceRepository' or both"
+            )
+        return self
+
+
+class AttestationWire(_WireModel):
+    """One entry of a rule's `attestations`."""
+
+    name: Name
+    predicate_type: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        alias="predicateType"
+    )
+    authorities: list[AuthorityWire] = Field(default_factory=list)
+    count: Annotated[int, Field(ge=1)] | None = None
+    allow_unsigned: bool = Field(default=False, alias="allowUnsigned")
+    provenance: ProvenanceWire | None = None
+    max_age: Duration | None = Field(default=None, alias="maxAge")
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> AttestationWire:
+        if not self.authorities and not self.allow_unsigned:
+            raise PydanticCustomError(
+                "attestation_condition",
+                "expected at least one authority, or 'allowUnsigned: true' to accept unsigned "
+                "BuildKit statements",
+            )
+        if self.count is not None and self.count > len(self.authorities):
+            raise PydanticCustomError(
+                "attestation_condition",
+                "count {count} is larger than the number of authorities ({number})",
+                {"count": self.count, "number": len(self.authorities)},
+            )
+        return self
 
 
 class ImmutableTagsWire(_WireModel):
@@ -137,6 +302,9 @@ class RuleWire(_WireModel):
     on_error: Literal["deny", "allow"] = Field(default="deny", alias="onError")
     signatures: SignaturesWire | None = None
     immutable_tags: ImmutableTagsWire | None = Field(default=None, alias="immutableTags")
+    attestations: list[AttestationWire] | None = None
+    sbom_source: Literal["catalog", "attested"] = Field(default="catalog", alias="sbomSource")
+    vulnerabilities: VulnerabilitiesWire | None = None
 
 
 class PolicyWire(_WireModel):

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
-from typing import assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from regward.policy.model import (
     DefaultAction,
@@ -28,6 +29,10 @@ from regward.policy.model import (
     Rule,
     SignatureRequirement,
 )
+
+if TYPE_CHECKING:
+    from regward.policy.attestations import AttestationEvidence
+    from regward.policy.vulnerabilities import VulnerabilityFacts
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,15 @@ class Facts:
     inherited_from: str | None = None
     """Digest of an allowed, signed index that lists this manifest as a child."""
 
+    vulnerabilities: VulnerabilityFacts | None = None
+    """The scan result, for a rule with a `vulnerabilities` section."""
+
+    attestations: tuple[AttestationEvidence, ...] = ()
+    """Evidence per attestation requirement of the rule, for a rule with `attestations`."""
+
+    now: datetime | None = None
+    """Evaluation time, for time-bound conditions such as an attestation's `maxAge`."""
+
 
 class ReasonCode(StrEnum):
     """Machine-readable codes of the reasons that `evaluate` produces."""
@@ -97,6 +111,8 @@ class ReasonCode(StrEnum):
     EVIDENCE_INCOMPLETE = "evidence-incomplete"
     CHILD_SIGNATURE_MISSING = "child-signature-missing"
     NO_AUTHORITIES = "no-authorities"
+    SIGNATURE_COUNT = "signature-count"
+    INDEX_CHILDREN_SIGNED = "index-children-signed"
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,9 @@ class Decision:
     digest: str
     reasons: tuple[Reason, ...]
     policy_revision: str
+    valid_until: datetime | None = None
+    """When an ALLOW that rests on a time-bound condition (an attestation's maxAge) expires;
+    None when the decision does not expire by itself."""
 
     def message(self) -> str:
         """Return the decision as one line, such as the message of the OCI DENIED error.
@@ -177,7 +196,30 @@ def evaluate(policy: Policy, rule: Rule | None, facts: Facts) -> Decision:
         reasons: tuple[Reason, ...] = ()
         if rule.signatures is not None:
             verdict, reasons = _check_signatures(rule, rule.signatures, facts)
+        if rule.vulnerabilities is not None:
+            # Imported here because that module builds on this one's Reason and Verdict.
+            from regward.policy.vulnerabilities import check_vulnerabilities
+
+            scan_verdict, scan_reasons = check_vulnerabilities(
+                rule, rule.vulnerabilities, facts.vulnerabilities
+            )
+            if scan_verdict is Verdict.DENY:
+                verdict = Verdict.DENY
+            reasons += scan_reasons
+        valid_until: datetime | None = None
+        if rule.attestations and facts.inherited_from is None:
+            # Imported here because that module builds on this one's Reason and Verdict.
+            from regward.policy.attestations import check_attestations
+
+            attested, attestation_reasons, valid_until = check_attestations(
+                rule, facts.attestations, facts.now, facts.digest
+            )
+            if attested is Verdict.DENY:
+                verdict = Verdict.DENY
+            reasons += attestation_reasons
         decision = _decide(policy, rule, facts, verdict, reasons)
+        if verdict is Verdict.ALLOW and valid_until is not None:
+            decision = replace(decision, valid_until=valid_until)
     logger.debug(
         "policy %s: %s@%s verdict %s (allowed %s) by rule %s, reasons %s",
         policy.revision[:12],
@@ -231,19 +273,24 @@ def _check_signatures(
     rule: Rule, requirement: SignatureRequirement, facts: Facts
 ) -> tuple[Verdict, tuple[Reason, ...]]:
     # The checks run in this order:
-    # (1) any authority of the rule verified the digest itself;
+    # (1) `count` authorities of the rule (default one) verified the digest itself;
     # (2) the manifest is a child of an allowed, signed index;
     # (3) for an index under self-or-children, every child verified;
     # (4) only fetch errors: the rule's onError decides;
-    # (5) otherwise deny, listing each authority's evidence.
-    names = tuple(authority.name for authority in requirement.authorities)
+    # (5) otherwise deny, listing each authority's evidence and which children are signed.
+    names = requirement.authority_names
+    needed = requirement.count if requirement.count is not None else 1
     evidence = _evidence_by_authority(facts.signatures, names)
 
-    # (1): own signature.
-    if any(
-        item is not None and item.status is EvidenceStatus.VERIFIED for item in evidence.values()
-    ):
+    # (1): own signatures.
+    verified = [
+        name
+        for name, item in evidence.items()
+        if item is not None and item.status is EvidenceStatus.VERIFIED
+    ]
+    if verified and len(verified) >= needed:
         return Verdict.ALLOW, ()
+    evidence = {name: item for name, item in evidence.items() if name not in verified}
 
     # (2): the gate already allowed an index that lists this digest and is itself signed.
     if facts.inherited_from is not None:
@@ -252,10 +299,12 @@ def _check_signatures(
     # (3): children of an index.
     children_reason: Reason | None = None
     if facts.is_index and requirement.index_policy is IndexPolicy.SELF_OR_CHILDREN:
-        unsigned = _unsigned_children(facts.children, names)
+        unsigned = _unsigned_children(facts.children, names, needed)
         if facts.children and not unsigned:
             return Verdict.ALLOW, ()
         children_reason = _children_reason(facts, names, unsigned)
+    elif facts.is_index and facts.children:
+        children_reason = _signed_children_reason(facts, names, needed)
 
     # (4): nothing but fetch errors.
     statuses = {item.status if item is not None else None for item in evidence.values()}
@@ -274,6 +323,19 @@ def _check_signatures(
 
     # (5): deny with every authority's evidence.
     reasons = tuple(_authority_reason(name, item, facts.digest) for name, item in evidence.items())
+    if verified:
+        reasons += (
+            Reason(
+                code=ReasonCode.SIGNATURE_COUNT,
+                message=(
+                    f"signatures verified by {len(verified)} authorities "
+                    f"({', '.join(repr(name) for name in verified)}), but rule {rule.name!r} "
+                    f"requires {needed}"
+                ),
+                fix=f"sign {facts.digest} with the keys of {needed - len(verified)} more "
+                f"authorities of rule {rule.name!r}",
+            ),
+        )
     if not names:
         # The loader rejects an empty authorities list; a hand-built rule still fails closed.
         reasons += (
@@ -321,17 +383,43 @@ def _evidence_by_authority(
 
 
 def _unsigned_children(
-    children: Iterable[tuple[str, tuple[AuthorityEvidence, ...]]], names: Sequence[str]
+    children: Iterable[tuple[str, tuple[AuthorityEvidence, ...]]],
+    names: Sequence[str],
+    needed: int = 1,
 ) -> list[str]:
     unsigned: list[str] = []
     for digest, entries in children:
-        verified = any(
-            entry.status is EvidenceStatus.VERIFIED and entry.authority in names
+        verified = {
+            entry.authority
             for entry in entries
-        )
-        if not verified:
+            if entry.status is EvidenceStatus.VERIFIED and entry.authority in names
+        }
+        if len(verified) < needed:
             unsigned.append(digest)
     return unsigned
+
+
+def _signed_children_reason(facts: Facts, names: Sequence[str], needed: int) -> Reason | None:
+    """With indexPolicy self, say which children of an unsigned index are signed, if any."""
+    unsigned = set(_unsigned_children(facts.children, names, needed))
+    signed = [digest for digest, _ in facts.children if digest not in unsigned]
+    if not signed:
+        return None
+    listed = ", ".join(signed[:MAX_LISTED_CHILDREN])
+    hidden = len(signed) - MAX_LISTED_CHILDREN
+    if hidden > 0:
+        listed += f" and {hidden} more"
+    return Reason(
+        code=ReasonCode.INDEX_CHILDREN_SIGNED,
+        message=(
+            f"index {facts.digest} is not signed itself, but {len(signed)} of "
+            f"{len(facts.children)} child manifests are signed: {listed}"
+        ),
+        fix=(
+            f"sign index {facts.digest} itself, or set indexPolicy: self-or-children to accept "
+            "an index whose child manifests are all signed"
+        ),
+    )
 
 
 def _detail(item: AuthorityEvidence, default: str) -> str:

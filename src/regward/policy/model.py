@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regward.policy.attestations import AttestationRule
+    from regward.policy.vulnerabilities import VulnerabilityRequirement
+    from regward.signatures.trust import TrustRoot
 
 
 class Mode(StrEnum):
@@ -89,11 +94,65 @@ class Authority:
 
 
 @dataclass(frozen=True)
+class KeylessIdentity:
+    """A Fulcio identity whose keyless signatures satisfy a rule (a `keyless` authority).
+
+    Regular expressions match the whole value, which is stricter than cosign's unanchored
+    `--certificate-identity-regexp`.
+    """
+
+    name: str
+    """Name unique within its rule, used in reasons and audit records."""
+
+    issuer: str | None
+    """Exact OIDC issuer; exactly one of `issuer` and `issuer_regexp` is set."""
+
+    issuer_regexp: str | None
+    """Pattern the whole OIDC issuer must match."""
+
+    subject: str | None
+    """Exact certificate subject; exactly one of `subject` and `subject_regexp` is set."""
+
+    subject_regexp: str | None
+    """Pattern one whole subject alternative name must match."""
+
+    trusted_root: TrustRoot
+    """The Sigstore trust root: public-good unless the policy names another."""
+
+    signature_repository: str | None = None
+    """Repository that contains the signatures, when it is not the image's own repository."""
+
+    ignore_sct: bool = False
+    """`insecureIgnoreSCT`: accept certificates without a verified SCT."""
+
+
+@dataclass(frozen=True)
 class SignatureRequirement:
-    """The `signatures` section of a rule: any one authority that verifies is enough."""
+    """The `signatures` section of a rule: `count` authorities (default one) must verify."""
 
     authorities: tuple[Authority, ...]
     index_policy: IndexPolicy
+    keyless: tuple[KeylessIdentity, ...] = ()
+    """Keyless authorities, next to the key authorities in `authorities`."""
+
+    count: int | None = None
+    """How many distinct authorities must verify; None means any one."""
+
+    @property
+    def authority_names(self) -> tuple[str, ...]:
+        """Names of every authority, key ones first."""
+        keys = tuple(item.name for item in self.authorities)
+        return keys + tuple(item.name for item in self.keyless)
+
+
+class SbomSource(StrEnum):
+    """Where the gate takes an image's SBOM from."""
+
+    CATALOG = "catalog"
+    """regward's own cataloging of the image layers."""
+
+    ATTESTED = "attested"
+    """A verified SBOM attestation of the image, when one exists."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +181,15 @@ class Rule:
 
     immutable_tags: ImmutableTags | None = None
     """Tag immutability, or None when every tag of the covered repositories may move."""
+
+    vulnerabilities: VulnerabilityRequirement | None = None
+    """Vulnerability limits, or None when the rule does not scan images."""
+
+    attestations: tuple[AttestationRule, ...] = ()
+    """Attestations the image must carry; empty when the rule requires none."""
+
+    sbom_source: SbomSource = SbomSource.CATALOG
+    """Where the image's SBOM comes from (`sbomSource`)."""
 
 
 @dataclass(frozen=True)
