@@ -46,17 +46,23 @@ COMMAND_MODULES = (
 )
 
 
-def configure_logging(verbosity: int, log_format: str = "text") -> None:
-    """Configure the `regward` package logger from `-v` flags and REGWARD_LOGLEVEL."""
+def configure_logging(verbosity: int, log_format: str = "text", *, service: bool = False) -> None:
+    """Configure the `regward` package logger from `-v` flags and REGWARD_LOGLEVEL.
+
+    A long-running service (`serve`, `worker`) logs at INFO by default, so its starts, stops and
+    denials are visible; one-shot commands log warnings only.
+    """
     level_name = os.environ.get("REGWARD_LOGLEVEL")
     if level_name:
         level = logging.getLevelName(level_name.upper())
         if not isinstance(level, int):
             level = logging.INFO
+    elif verbosity >= 2:
+        level = logging.DEBUG
+    elif verbosity == 1 or service:
+        level = logging.INFO
     else:
-        level = (
-            logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-        )
+        level = logging.WARNING
     from regward.logs import install_handler
 
     install_handler(level, log_format)
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `regward` command and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose, args.log_format)
+    configure_logging(args.verbose, args.log_format, service=args.command in ("serve", "worker"))
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -189,6 +189,14 @@ class Decider:
 
         decision, from_cache = await self._decide_digest(repository, digest, manifest)
         self._audit_decision(repository, reference, decision, context)
+        if decision.verdict is Verdict.DENY:
+            logger.info(
+                "pull of %s:%s by %s: %s",
+                repository,
+                reference,
+                context.identity or context.client_address or "-",
+                decision.message(),
+            )
         if not decision.allowed:
             return PullOutcome(
                 403,

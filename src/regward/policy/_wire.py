@@ -13,8 +13,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from regward.policy.errors import PatternError
 from regward.policy.match import check_repository_pattern, check_tag_pattern
@@ -202,11 +209,21 @@ class AuthorityWire(_WireModel):
     rekor_public_key: KeySourceWire | None = Field(default=None, alias="rekorPublicKey")
     tlog: Literal["optional", "required"] = "optional"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _key_or_keyless_present(cls, data: Any) -> Any:
+        # Reported as a missing `key`, the usual form, so the message names a key path.
+        if isinstance(data, dict) and "key" not in data and "keyless" not in data:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [InitErrorDetails(type="missing", loc=("key",), input=data)]
+            )
+        return data
+
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> AuthorityWire:
         if (self.key is None) == (self.keyless is None):
             raise PydanticCustomError(
-                "authority_source", "expected exactly one of 'key' or 'keyless'"
+                "authority_source", "expected exactly one of 'key' or 'keyless', got both"
             )
         if self.keyless is not None and (
             self.rekor_public_key is not None or "tlog" in self.model_fields_set

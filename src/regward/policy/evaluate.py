@@ -112,7 +112,6 @@ class ReasonCode(StrEnum):
     CHILD_SIGNATURE_MISSING = "child-signature-missing"
     NO_AUTHORITIES = "no-authorities"
     SIGNATURE_COUNT = "signature-count"
-    INDEX_CHILDREN_SIGNED = "index-children-signed"
 
 
 @dataclass(frozen=True)
@@ -303,8 +302,9 @@ def _check_signatures(
         if facts.children and not unsigned:
             return Verdict.ALLOW, ()
         children_reason = _children_reason(facts, names, unsigned)
-    elif facts.is_index and facts.children:
-        children_reason = _signed_children_reason(facts, names, needed)
+    signed_children_note: str | None = None
+    if facts.is_index and requirement.index_policy is IndexPolicy.SELF:
+        signed_children_note = _signed_children_note(facts, names, needed)
 
     # (4): nothing but fetch errors.
     statuses = {item.status if item is not None else None for item in evidence.values()}
@@ -323,6 +323,17 @@ def _check_signatures(
 
     # (5): deny with every authority's evidence.
     reasons = tuple(_authority_reason(name, item, facts.digest) for name, item in evidence.items())
+    if signed_children_note is not None and reasons:
+        first = reasons[0]
+        reasons = (
+            replace(
+                first,
+                message=f"{first.message}; {signed_children_note}",
+                fix=f"{first.fix}, or set indexPolicy: self-or-children to accept an index "
+                "whose child manifests are all signed",
+            ),
+            *reasons[1:],
+        )
     if verified:
         reasons += (
             Reason(
@@ -399,8 +410,8 @@ def _unsigned_children(
     return unsigned
 
 
-def _signed_children_reason(facts: Facts, names: Sequence[str], needed: int) -> Reason | None:
-    """With indexPolicy self, say which children of an unsigned index are signed, if any."""
+def _signed_children_note(facts: Facts, names: Sequence[str], needed: int) -> str | None:
+    """For an unsigned index under indexPolicy self, say which children are signed, if any."""
     unsigned = set(_unsigned_children(facts.children, names, needed))
     signed = [digest for digest, _ in facts.children if digest not in unsigned]
     if not signed:
@@ -409,16 +420,9 @@ def _signed_children_reason(facts: Facts, names: Sequence[str], needed: int) -> 
     hidden = len(signed) - MAX_LISTED_CHILDREN
     if hidden > 0:
         listed += f" and {hidden} more"
-    return Reason(
-        code=ReasonCode.INDEX_CHILDREN_SIGNED,
-        message=(
-            f"index {facts.digest} is not signed itself, but {len(signed)} of "
-            f"{len(facts.children)} child manifests are signed: {listed}"
-        ),
-        fix=(
-            f"sign index {facts.digest} itself, or set indexPolicy: self-or-children to accept "
-            "an index whose child manifests are all signed"
-        ),
+    return (
+        f"index {facts.digest} is not signed itself, but {len(signed)} of "
+        f"{len(facts.children)} child manifests are signed: {listed}"
     )
 
 
