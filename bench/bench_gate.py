@@ -121,9 +121,8 @@ def wrk(url: str, connections: int, seconds: int, latency: bool = False) -> dict
         found = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)", output)
         if found:
             value, unit = float(found.group(1)), found.group(2)
-            result[f"p{percentile}_ms"] = (
-                value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-            )
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+            result[f"p{percentile}_ms"] = value * scale
     return result
 
 
@@ -139,7 +138,7 @@ def blob_throughput(url: str, runs: int = 3) -> float:
             timeout=300,
         ).stdout.split()
         if output[1] != "200":
-            raise RuntimeError(f"blob GET {url} answered {output[1]}")
+            raise RuntimeError(f"blob GET {url} returned HTTP {output[1]}")
         speeds.append(float(output[0]) / 1e6)
     return statistics.median(speeds)
 

@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """Wait until `url` answers (any HTTP status), or fail if the process exits first."""
+    """Wait until `url` responds (any HTTP status), or fail if the process exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -54,7 +54,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0)
             return
         except OSError:
             time.sleep(0.05)
-    raise DemoError(f"{url} did not answer within {timeout} s")
+    raise DemoError(f"{url} did not respond within {timeout} s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -29,14 +29,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("source", help="image to promote, e.g. 127.0.0.1:5000/dev/app:v1")
     parser.add_argument(
-        "destination", help="repository to promote to, with an optional tag, e.g. "
-        "127.0.0.1:5000/prod/app:v1"
+        "destination",
+        help="repository to promote to, with an optional tag, e.g. 127.0.0.1:5000/prod/app:v1",
     )
     parser.add_argument(
         "--policy",
         default=os.environ.get("REGWARD_POLICY"),
-        help="policy file (YAML) whose rule for the destination decides (default: "
-        "REGWARD_POLICY)",
+        help="policy file (YAML) whose rule for the destination decides (default: REGWARD_POLICY)",
     )
     parser.add_argument(
         "--database",

@@ -35,7 +35,7 @@ class AuditWriter:
         self._thread.start()
 
     def submit(self, record: AuditRecord) -> None:
-        """Queue one record; never blocks."""
+        """Queue one record without waiting; a full queue drops it and counts the loss."""
         try:
             self._queue.put_nowait(record)
         except queue.Full:

@@ -120,7 +120,7 @@ class DecisionCache:
 
 
 class BoundedSet:
-    """A set of keys that forgets the least recently added ones beyond `max_entries`."""
+    """A set of keys that evicts the least recently added ones beyond `max_entries`."""
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
@@ -137,7 +137,7 @@ class BoundedSet:
 
 
 class BoundedMap:
-    """A mapping that forgets the least recently set keys beyond `max_entries`."""
+    """A mapping that evicts the least recently set keys beyond `max_entries`."""
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries

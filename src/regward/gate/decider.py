@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from regward.gate.audit import AuditWriter
 from regward.gate.caches import BoundedMap, BoundedSet, CachedManifest, DecisionCache, ManifestCache
+from regward.gate.evidence import EvidenceGatherer, GatheredEvidence
 from regward.oci.client import RegistryClient
 from regward.oci.digest import is_digest
 from regward.oci.errors import (
@@ -32,17 +33,13 @@ from regward.oci.errors import (
 )
 from regward.oci.manifest import Manifest
 from regward.policy.evaluate import (
-    AuthorityEvidence,
     Decision,
-    EvidenceStatus,
     Facts,
     Verdict,
     evaluate,
 )
 from regward.policy.match import select_rule
-from regward.policy.model import IndexPolicy, Policy, Rule
-from regward.signatures.cosign import KeyAuthority
-from regward.signatures.fetch import check_authorities
+from regward.policy.model import Policy, Rule
 from regward.store.db import AuditRecord
 
 logger = logging.getLogger(__name__)
@@ -134,6 +131,7 @@ class Decider:
         self.signed_parents = BoundedMap(500_000)
         self.signed_itself = BoundedSet(500_000)
         self.stats = DeciderStats()
+        self.evidence = EvidenceGatherer(client)
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[Decision]] = {}
 
     # -- policy ---------------------------------------------------------------------------
@@ -224,6 +222,10 @@ class Decider:
         rule = self.rule_for(repository)
         key = (digest, self.policy.revision, rule.name if rule else "")
         cached = self.decisions.get(key)
+        if cached is not None and cached.valid_until is not None:
+            # An allow that rests on a scan age holds only until the scan is too old.
+            if cached.valid_until <= datetime.now(UTC):
+                cached = None
         if cached is not None and cached.repository == repository:
             self.stats.cache_hits += 1
             return cached, True
@@ -252,7 +254,10 @@ class Decider:
     async def _evaluate(
         self, rule: Rule | None, repository: str, digest: str, manifest: Manifest
     ) -> Decision:
-        if rule is not None and rule.signatures is not None and is_accessory_manifest(manifest):
+        requires_evidence = rule is not None and (
+            rule.signatures is not None or bool(rule.attestations)
+        )
+        if requires_evidence and is_accessory_manifest(manifest):
             # Signatures and attestations are not signed themselves; verifiers must read them.
             facts = Facts(
                 repository=repository,
@@ -262,33 +267,21 @@ class Decider:
                 inherited_from=digest,
             )
             return evaluate(self.policy, rule, facts)
-        signatures: tuple[AuthorityEvidence, ...] = ()
-        children: tuple[tuple[str, tuple[AuthorityEvidence, ...]], ...] = ()
         inherited = self.signed_parents.get((repository, digest))
-        if rule is not None and rule.signatures is not None and inherited is None:
-            authorities = _key_authorities(rule)
-            signatures = await self._evidence(repository, digest, authorities)
-            verified = any(item.status is EvidenceStatus.VERIFIED for item in signatures)
-            if verified:
+        gathered = GatheredEvidence()
+        if rule is not None and inherited is None:
+            gathered = await self.evidence.gather(rule, repository, digest, manifest)
+            if gathered.signed_itself:
                 self.signed_itself.add((repository, digest))
-            if (
-                manifest.is_index
-                and not verified
-                and rule.signatures.index_policy is IndexPolicy.SELF_OR_CHILDREN
-                and 0 < len(manifest.manifests) <= MAX_INDEX_CHILDREN_CHECKED
-            ):
-                child_digests = [child.digest for child in manifest.manifests]
-                results = await asyncio.gather(
-                    *(self._evidence(repository, child, authorities) for child in child_digests)
-                )
-                children = tuple(zip(child_digests, results, strict=True))
         facts = Facts(
             repository=repository,
             digest=digest,
             is_index=manifest.is_index,
-            signatures=signatures,
-            children=children,
+            signatures=gathered.signatures,
+            children=gathered.children,
             inherited_from=inherited,
+            attestations=gathered.attestations,
+            now=gathered.now,
         )
         decision = evaluate(self.policy, rule, facts)
         logger.debug(
@@ -296,28 +289,19 @@ class Decider:
         )
         return decision
 
-    async def _evidence(
-        self, repository: str, digest: str, authorities: Sequence[KeyAuthority]
-    ) -> tuple[AuthorityEvidence, ...]:
-        results = await check_authorities(self.client, repository, digest, authorities)
-        return tuple(
-            AuthorityEvidence(
-                authority=name,
-                status=EvidenceStatus(result.status.value),
-                reasons=tuple(result.reasons),
-            )
-            for name, result in results.items()
-        )
-
     def _remember_allowed(
         self, repository: str, digest: str, manifest: Manifest, decision: Decision
     ) -> None:
         for blob in manifest.blob_digests():
             self.allowed_blobs.add((repository, blob))
+        rule = self.rule_for(repository)
+        # Children inherit an index that was signed itself, or that passed a rule whose only
+        # requirements are attestations (BuildKit attestations sit on the index).
+        attested_only = rule is not None and rule.signatures is None and bool(rule.attestations)
         signed_index = (
             manifest.is_index
             and decision.verdict is Verdict.ALLOW
-            and (repository, digest) in self.signed_itself
+            and ((repository, digest) in self.signed_itself or attested_only)
         )
         if signed_index:
             for child in manifest.manifests:
@@ -390,17 +374,3 @@ class Decider:
                 policy_revision=self.policy.revision,
             )
         )
-
-
-def _key_authorities(rule: Rule) -> list[KeyAuthority]:
-    assert rule.signatures is not None
-    return [
-        KeyAuthority(
-            name=authority.name,
-            public_key_pem=authority.key_pem,
-            signature_repository=authority.signature_repository,
-            rekor_public_key_pem=authority.rekor_public_key_pem,
-            tlog=authority.tlog,
-        )
-        for authority in rule.signatures.authorities
-    ]

@@ -1,9 +1,9 @@
 """Push controls: tag immutability on manifest PUT and manifest DELETE, and signature invalidation.
 
-A manifest PUT to a tag that the repository's rule makes immutable is checked twice: against the
-tag's current digest upstream, and against the tag claims table, whose primary key lets exactly
-one of two concurrent pushes of different digests win. Re-pushing the same digest is allowed.
-Accessory tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) are never frozen.
+A manifest PUT to a tag that the repository's rule makes immutable is checked twice. The first check
+reads the tag's current digest upstream. The second inserts into the tag claims table, whose
+primary key lets exactly one of two concurrent pushes of different digests win. Re-pushing the
+same digest is allowed. Accessory tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) are never frozen.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class PushController:
     async def _check_immutable(
         self, repository: str, tag: str, digest: str
     ) -> tuple[str | None, bool]:
-        """Return (problem or None, whether this request now holds the tag claim)."""
+        """Return (problem or None, whether this request now owns the tag claim)."""
         try:
             current = await self.client.head_manifest(repository, tag)
         except OCIError as exc:

@@ -560,4 +560,3 @@ def _distribution_error(body: bytes) -> tuple[str | None, str]:
     code_text = code if isinstance(code, str) and code.isprintable() and len(code) <= 64 else None
     message_text = message[:300] if isinstance(message, str) and message.isprintable() else ""
     return code_text, message_text
-

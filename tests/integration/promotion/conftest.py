@@ -27,9 +27,9 @@ rules:
 """
 
 
-def write_promotion_policy(directory: Path, keys: Keys) -> Path:
+def write_promotion_policy(directory: Path, key_pair: Keys) -> Path:
     """Write the policy and its public key into `directory` and return the policy path."""
-    (directory / "cosign.pub").write_bytes(keys.public_pem)
+    (directory / "cosign.pub").write_bytes(key_pair.public_pem)
     policy = directory / "policy.yaml"
     policy.write_text(POLICY)
     return policy

@@ -58,9 +58,7 @@ def test_promote_signed_image(
     assert copied[0] == signature
     with Store(database) as store:
         records = store.list_audit(repository="prod/app")
-    assert [(r.action, r.decision, r.digest) for r in records] == [
-        ("push", "allow", image.digest)
-    ]
+    assert [(r.action, r.decision, r.digest) for r in records] == [("push", "allow", image.digest)]
 
 
 def test_promote_unsigned_image_refused(

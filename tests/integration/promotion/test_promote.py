@@ -283,9 +283,7 @@ def test_check_refusal_copies_nothing(registry: RunningRegistry, policy_file: Pa
     assert any("no signature verified by authority 'ci'" in r for r in result.check.reasons)
     assert result.report is None
     assert fetch_manifest(registry.url, "prod/app", "v1") is None
-    assert [(r.action, r.decision, r.repository) for r in records] == [
-        ("push", "deny", "prod/app")
-    ]
+    assert [(r.action, r.decision, r.repository) for r in records] == [("push", "deny", "prod/app")]
 
 
 def test_signed_image_passes_policy(
@@ -299,9 +297,7 @@ def test_signed_image_passes_policy(
     result = promote(registry, "dev/app:v1", registry, "prod/app:v1", promoter)
 
     assert result.promoted
-    assert [(r.decision, r.reference, r.digest) for r in records] == [
-        ("allow", "v1", image.digest)
-    ]
+    assert [(r.decision, r.reference, r.digest) for r in records] == [("allow", "v1", image.digest)]
     assert records[0].reasons[0] == f"promoted from {registry.host}/dev/app@{image.digest}"
     assert records[0].time <= datetime.now(UTC)
 
@@ -348,9 +344,11 @@ def test_corrupt_source_blob_aborts(second_registry: RunningRegistry) -> None:
     app.router.add_get("/v2/dev/app/blobs/{digest}", get_blob)
 
     async def run() -> None:
-        async with serve(app) as url, RegistryClient(url) as source, RegistryClient(
-            second_registry.url
-        ) as destination:
+        async with (
+            serve(app) as url,
+            RegistryClient(url) as source,
+            RegistryClient(second_registry.url) as destination,
+        ):
             source_ref = parse_reference(f"{url.removeprefix('http://')}/dev/app:v1")
             destination_ref = parse_reference(f"{second_registry.host}/prod/app:v1")
             await Promoter(AllowAll()).promote(source, source_ref, destination, destination_ref)
