@@ -278,7 +278,11 @@ class PrivateSigstore:
                     "uri": "https://fulcio.regward.test",
                     "certChain": {
                         "certificates": [
-                            {"rawBytes": b64(self.intermediate.public_bytes(serialization.Encoding.DER))},
+                            {
+                                "rawBytes": b64(
+                                    self.intermediate.public_bytes(serialization.Encoding.DER)
+                                )
+                            },
                             {"rawBytes": b64(self.root.public_bytes(serialization.Encoding.DER))},
                         ]
                     },
@@ -328,7 +332,9 @@ class PrivateSigstore:
             san = x509.UniformResourceIdentifier(identity.subject)
         else:
             san = x509.OtherName(USERNAME_OID, der_utf8(identity.subject))
-        usages = [ExtendedKeyUsageOID.CODE_SIGNING if code_signing else ExtendedKeyUsageOID.CLIENT_AUTH]
+        usages = [
+            ExtendedKeyUsageOID.CODE_SIGNING if code_signing else ExtendedKeyUsageOID.CLIENT_AUTH
+        ]
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
@@ -495,7 +501,9 @@ def statement(
 ) -> bytes:
     """An in-toto statement about `digest` (`sha256:<hex>`)."""
     statement_type = (
-        "https://in-toto.io/Statement/v1" if version == "v1" else "https://in-toto.io/Statement/v0.1"
+        "https://in-toto.io/Statement/v1"
+        if version == "v1"
+        else "https://in-toto.io/Statement/v0.1"
     )
     subject: dict[str, Any] = {"digest": {"sha256": digest.removeprefix("sha256:")}}
     if name or version != "v1":
@@ -631,7 +639,9 @@ def key_attestation_layer(
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        entry = rekor.log(intoto_entry(envelope, payload, public), int(datetime.now(UTC).timestamp()))
+        entry = rekor.log(
+            intoto_entry(envelope, payload, public), int(datetime.now(UTC).timestamp())
+        )
         annotations["dev.sigstore.cosign/bundle"] = entry.cosign_bundle()
     return json.dumps(envelope).encode(), annotations
 
@@ -649,7 +659,9 @@ def keyless_bundle(
     document = {
         "mediaType": BUNDLE_V03,
         "verificationMaterial": {
-            "certificate": {"rawBytes": b64(signed.certificate.public_bytes(serialization.Encoding.DER))},
+            "certificate": {
+                "rawBytes": b64(signed.certificate.public_bytes(serialization.Encoding.DER))
+            },
             "tlogEntries": [
                 {
                     "logIndex": str(entry.log_index),
@@ -676,7 +688,9 @@ def keyless_bundle(
 # -- pushing ----------------------------------------------------------------------------
 
 
-def _get_json(registry_url: str, repository: str, reference: str, accept: str) -> dict[str, Any] | None:
+def _get_json(
+    registry_url: str, repository: str, reference: str, accept: str
+) -> dict[str, Any] | None:
     request = urllib.request.Request(
         f"{registry_url}/v2/{repository}/manifests/{reference}", headers={"Accept": accept}
     )
@@ -699,10 +713,15 @@ def push_layers(
     """Append layers to the manifest under `tag` (cosign's `.sig`/`.att` form) and push it."""
     existing = _get_json(registry_url, repository, tag, OCI_MANIFEST)
     descriptors: list[dict[str, Any]] = list(existing["layers"]) if existing else []
-    for blob, annotations in layers:
+    for blob, layer_annotations in layers:
         digest = upload_blob(registry_url, repository, blob)
         descriptors.append(
-            {"mediaType": media_type, "size": len(blob), "digest": digest, "annotations": annotations}
+            {
+                "mediaType": media_type,
+                "size": len(blob),
+                "digest": digest,
+                "annotations": layer_annotations,
+            }
         )
     config = json.dumps(
         {
@@ -768,7 +787,11 @@ def push_bundle_referrer(
     manifest_digest = "sha256:" + sha256_hex(manifest)
     put_manifest(registry_url, repository, manifest_digest, manifest, OCI_MANIFEST)
 
-    entry: dict[str, Any] = {"mediaType": OCI_MANIFEST, "size": len(manifest), "digest": manifest_digest}
+    entry: dict[str, Any] = {
+        "mediaType": OCI_MANIFEST,
+        "size": len(manifest),
+        "digest": manifest_digest,
+    }
     if index_artifact_type:
         entry["artifactType"] = BUNDLE_V03
         entry["annotations"] = manifest_body["annotations"]

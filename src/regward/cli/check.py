@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from regward.cli.main import EXIT_DENIED, EXIT_ERROR, EXIT_OK
@@ -24,6 +26,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP to a non-loopback registry"
     )
+    parser.add_argument(
+        "--feed",
+        default=os.environ.get("REGWARD_FEED"),
+        help="OSV feed for rules with a `vulnerabilities` section, as for `regward serve --feed` "
+        "(default: REGWARD_FEED); without it such rules treat the image as unscanned",
+    )
+    parser.add_argument(
+        "--feed-store", type=Path, help="directory an http(s) --feed is synced into"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -36,11 +47,19 @@ async def _check(args: argparse.Namespace) -> int:
     from regward.oci.client import RegistryClient
     from regward.oci.reference import parse_reference
     from regward.policy.load import load_policy
+    from regward.scanning.feeds import FeedProvider
+    from regward.scanning.scanner import ImageScanner
 
     policy = load_policy(args.policy)
     reference = parse_reference(args.image)
     async with RegistryClient.for_registry(reference.registry, insecure=args.insecure) as client:
-        decider = Decider(policy, client, None)
+        feeds = FeedProvider(args.feed, store_dir=args.feed_store) if args.feed else None
+        # Nothing is stored: each check catalogs the image again.
+        scanner = ImageScanner(client, feeds, None, timeout=None)
+        if feeds is not None:
+            # A feed that cannot be loaded is an error of the command, not a fact about the image.
+            await feeds.get()
+        decider = Decider(policy, client, None, scanner=scanner)
         outcome = await decider.decide_pull(
             reference.repository, reference.digest or reference.tag or "latest", RequestContext()
         )

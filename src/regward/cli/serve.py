@@ -41,6 +41,18 @@ def register(subparsers: Any) -> None:
         "registry traffic is better served as plain HTTP behind a TLS terminator",
     )
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+    parser.add_argument(
+        "--feed",
+        help="OSV feed for rules with a `vulnerabilities` section: a directory or zip of OSV "
+        "records, a feed store directory from `regward feed sync` (re-read when a sync "
+        "activates a new revision), or an http(s) base URL synced at start-up",
+    )
+    parser.add_argument(
+        "--feed-store",
+        help="directory an http(s) --feed is synced into (default: REGWARD_FEED_STORE, else "
+        "~/.cache/regward/feed)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -58,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         policy=args.policy,
         database=args.database,
         upstream_insecure=args.upstream_insecure,
+        feed=args.feed,
+        feed_store=args.feed_store,
     )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SettingsError("--tls-cert and --tls-key must be given together")

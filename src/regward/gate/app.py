@@ -15,7 +15,8 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -37,7 +38,8 @@ from regward.gate.http import (
 )
 from regward.gate.metrics import GateMetrics
 from regward.gate.push import PushController
-from regward.gate.settings import GateSettings
+from regward.gate.reload import PolicyWatcher
+from regward.gate.settings import GateSettings, SettingsError
 from regward.gate.splice import SPLICE_EXTENSION, Splice
 from regward.logs import request_id
 from regward.oci.client import Credentials, RegistryClient
@@ -46,6 +48,9 @@ from regward.oci.errors import NotFoundError, OCIError
 from regward.policy.load import load_policy
 from regward.policy.model import BlobAccess, Policy
 from regward.store.db import Store
+
+if TYPE_CHECKING:
+    from regward.scanning.scanner import ImageScanner
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +98,9 @@ class Gate:
         self.metrics = GateMetrics()
         self.client: RegistryClient | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._watcher: PolicyWatcher | None = None
         self.decider: Decider | None = None
+        self.scanner: ImageScanner | None = None
         self.push: PushController | None = None
         self.auth: Any = None
         self.admission: Any = None
@@ -128,15 +135,25 @@ class Gate:
             insecure=self.settings.upstream_insecure,
             session=self._session,
         )
+        self.scanner = self._create_scanner(self.client)
         self.decider = Decider(
             self.policy,
             self.client,
             self.audit,
             decision_ttl=self.settings.decision_cache_seconds,
             manifest_cache_bytes=self.settings.manifest_cache_bytes,
+            scanner=self.scanner,
         )
         self.push = PushController(self.decider, self.client, self.store, self.audit)
         self.audit.start()
+        self._watcher = PolicyWatcher(
+            self.settings.policy_path,
+            self.policy,
+            self._apply_policy,
+            interval=self.settings.policy_reload_seconds,
+        )
+        if self.settings.policy_reload_seconds > 0:
+            self._watcher.start()
         if self.settings.auth and self.settings.auth.get("enabled"):
             from regward.gate.wiring import build_auth
 
@@ -153,10 +170,72 @@ class Gate:
             _redact_url(self.settings.database),
         )
 
+    def _create_scanner(self, client: RegistryClient) -> ImageScanner:
+        """Build the image scanner, and start loading the feed so the first pull need not wait.
+
+        Raises:
+            SettingsError: `feed` names a local path that does not exist.
+        """
+        from regward.scanning.feeds import FeedProvider, is_url
+        from regward.scanning.scanner import ImageScanner
+        from regward.store.scans import ScanStore
+
+        source = self.settings.feed
+        feeds = None
+        if source is not None:
+            if not is_url(source) and not Path(source).exists():
+                raise SettingsError(
+                    f"feed {source} does not exist: expected a directory or zip of OSV records, "
+                    "a feed store directory, or an http(s) URL"
+                )
+            feeds = FeedProvider(source, store_dir=self.settings.feed_store)
+        scanner = ImageScanner(
+            client,
+            feeds,
+            ScanStore(self.store.engine),
+            timeout=self.settings.scan_timeout_seconds,
+        )
+        scanning_rules = [rule.name for rule in self.policy.rules if rule.vulnerabilities]
+        if feeds is None and scanning_rules:
+            logger.warning(
+                "no vulnerability feed (--feed): rules %s treat every image as unscanned",
+                ", ".join(scanning_rules),
+            )
+        scanner.load_feed_in_background()
+        return scanner
+
+    def _scan_after_push(self, send: Send, repository: str) -> Send:
+        """Wrap `send` so that a manifest pushed under a scanning rule is scanned in the background."""
+        assert self.decider is not None
+        rule = self.decider.rule_for(repository)
+        scanner = self.scanner
+        if rule is None or rule.vulnerabilities is None or scanner is None:
+            return send
+
+        async def watching_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 201:
+                digest = dict(message.get("headers", [])).get(b"docker-content-digest", b"")
+                if is_digest(digest.decode("latin-1")):
+                    assert scanner is not None
+                    scanner.scan_in_background(repository, digest.decode("latin-1"))
+            await send(message)
+
+        return watching_send
+
+    def _apply_policy(self, policy: Policy) -> None:
+        """Switch the gate to a reloaded policy."""
+        self.policy = policy
+        if self.decider is not None:
+            self.decider.replace_policy(policy)
+
     async def shutdown(self) -> None:
         """Flush the audit log and close the upstream client."""
         if not self._started:
             return
+        if self._watcher is not None:
+            await self._watcher.stop()
+        if self.scanner is not None:
+            await self.scanner.close()
         self.audit.stop()
         if self.client is not None:
             await self.client.close()
@@ -310,7 +389,8 @@ class Gate:
             )
             return
         if method == "PUT":
-            await self.push.put_manifest(scope, receive, send, route, context)
+            watched = self._scan_after_push(send, route.name)
+            await self.push.put_manifest(scope, receive, watched, route, context)
             return
         if method == "DELETE":
             await self.push.delete_manifest(scope, send, route, context)

@@ -12,11 +12,13 @@ it is signed, or, with `indexPolicy: self-or-children`, when every child is sign
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from regward.gate.audit import AuditWriter
 from regward.gate.caches import BoundedMap, BoundedSet, CachedManifest, DecisionCache, ManifestCache
@@ -40,12 +42,16 @@ from regward.policy.evaluate import (
 )
 from regward.policy.match import select_rule
 from regward.policy.model import Policy, Rule
+from regward.policy.vulnerabilities import ScanStatus, VulnerabilityFacts
 from regward.store.db import AuditRecord
+
+if TYPE_CHECKING:
+    from regward.scanning.scanner import ImageScanner
 
 logger = logging.getLogger(__name__)
 
 # Decisions that rest on evidence the gate could not fetch are not cached, so the next pull retries.
-_UNCACHED_REASONS = frozenset({"evidence-unavailable", "evidence-incomplete"})
+_UNCACHED_REASONS = frozenset({"evidence-unavailable", "evidence-incomplete", "scan-unavailable"})
 
 MAX_INDEX_CHILDREN_CHECKED = 64
 """An index with more children than this is not evaluated child by child (self-or-children)."""
@@ -121,8 +127,11 @@ class Decider:
         decision_ttl: float = 300.0,
         manifest_cache_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
+        scanner: ImageScanner | None = None,
     ) -> None:
         self.policy = policy
+        self.scanner = scanner
+        """Scans images for rules with a `vulnerabilities` section; None means no feed."""
         self.client = client
         self.audit = audit
         self.manifests = ManifestCache(manifest_cache_bytes)
@@ -220,7 +229,12 @@ class Decider:
         self, repository: str, digest: str, manifest: Manifest
     ) -> tuple[Decision, bool]:
         rule = self.rule_for(repository)
-        key = (digest, self.policy.revision, rule.name if rule else "")
+        revision = self.policy.revision
+        if rule is not None and rule.vulnerabilities is not None and self.scanner is not None:
+            # Findings depend on the feed, so its revision is part of the decision's key.
+            revision += "/feed:" + await self.scanner.feed_revision()
+        key = (digest, revision, rule.name if rule else "")
+
         cached = self.decisions.get(key)
         if cached is not None and cached.valid_until is not None:
             # An allow that rests on a scan age holds only until the scan is too old.
@@ -265,6 +279,7 @@ class Decider:
                 is_index=False,
                 signatures=(),
                 inherited_from=digest,
+                vulnerabilities=await self._vulnerability_facts(rule, repository, digest, manifest),
             )
             return evaluate(self.policy, rule, facts)
         inherited = self.signed_parents.get((repository, digest))
@@ -283,11 +298,40 @@ class Decider:
             attestations=gathered.attestations,
             now=gathered.now,
         )
+        if rule is not None and rule.vulnerabilities is not None:
+            # An image that the rule's other checks deny is not scanned, because it is denied
+            # anyway, and unsigned images then cannot make the gate download and catalog them.
+            other_checks = evaluate(
+                self.policy, dataclasses.replace(rule, vulnerabilities=None), facts
+            )
+            if other_checks.verdict is Verdict.DENY:
+                return other_checks
+            scan = await self._vulnerability_facts(rule, repository, digest, manifest)
+            facts = dataclasses.replace(facts, vulnerabilities=scan)
         decision = evaluate(self.policy, rule, facts)
         logger.debug(
             "decided %s@%s: %s (rule %s)", repository, digest, decision.verdict, decision.rule
         )
         return decision
+
+    async def _vulnerability_facts(
+        self, rule: Rule | None, repository: str, digest: str, manifest: Manifest
+    ) -> VulnerabilityFacts | None:
+        """Return the scan result that a rule with a `vulnerabilities` section needs."""
+        if rule is None or rule.vulnerabilities is None:
+            return None
+        today = datetime.now(UTC).date()
+        if is_accessory_manifest(manifest):
+            return VulnerabilityFacts(ScanStatus.NOT_APPLICABLE, today)
+        if self.scanner is None:
+            return VulnerabilityFacts(
+                ScanStatus.UNSCANNED,
+                today,
+                detail="the gate has no vulnerability feed",
+                remedy="start the gate with --feed PATH_OR_URL",
+            )
+        result = await self.scanner.scan(repository, digest, manifest)
+        return result.facts(today)
 
     def _remember_allowed(
         self, repository: str, digest: str, manifest: Manifest, decision: Decision

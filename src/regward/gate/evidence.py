@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ from regward.oci.client import RegistryClient
 from regward.oci.manifest import Manifest
 from regward.policy.attestations import AttestationEvidence, AttestationRule, StatementFacts
 from regward.policy.evaluate import AuthorityEvidence, EvidenceStatus
-from regward.policy.model import Authority, KeylessIdentity, Rule
+from regward.policy.model import Authority, KeylessIdentity, Rule, SbomSource
 from regward.signatures.attestations import (
     AttestationRequirement,
     AttestationResult,
@@ -29,6 +29,7 @@ from regward.signatures.attestations import (
 )
 from regward.signatures.bundles import Authority as VerifyingAuthority
 from regward.signatures.cosign import KeyAuthority
+from regward.signatures.fetch import EvidenceStatus as SignatureEvidenceStatus
 from regward.signatures.fetch import check_authorities
 from regward.signatures.fetch_attestations import check_attestations
 from regward.signatures.keyless import KeylessAuthority
@@ -38,6 +39,7 @@ from regward.signatures.predicates import (
     is_provenance,
     read_provenance,
     read_scan_finished,
+    sbom_format,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,6 +65,9 @@ class GatheredEvidence:
     """True when enough authorities verified a signature on the manifest itself."""
     now: datetime | None = None
     """When the evidence was gathered."""
+    attested_sbom: VerifiedStatement | None = None
+    """With `sbomSource: attested`: a verified, signed SPDX or CycloneDX statement about the
+    manifest, whose predicate is the SBOM document."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class EvidenceGatherer:
         signed_itself = False
         attestation_task = (
             asyncio.ensure_future(
-                self._attestations(rule, converted.attestations, repository, digest, manifest)
+                self._attestations(converted.attestations, repository, digest, manifest)
             )
             if converted.attestations
             else None
@@ -112,8 +117,8 @@ class EvidenceGatherer:
                     and not signed_itself
                     and 0 < len(manifest.manifests) <= MAX_INDEX_CHILDREN_CHECKED
                 ):
-                    # Under self-or-children the children decide; under self they only make
-                    # the denial say which children are signed.
+                    # Under self-or-children the children decide. Under self they only let
+                    # the denial name the signed children.
                     child_digests = [child.digest for child in manifest.manifests]
                     results = await asyncio.gather(
                         *(
@@ -122,16 +127,21 @@ class EvidenceGatherer:
                         )
                     )
                     children = tuple(zip(child_digests, results, strict=True))
-            attestations = await attestation_task if attestation_task is not None else ()
+            attestation_results = await attestation_task if attestation_task is not None else {}
         finally:
             if attestation_task is not None and not attestation_task.done():
                 attestation_task.cancel()
+        by_name = {item.name: item for item in rule.attestations}
         return GatheredEvidence(
             signatures=signatures,
             children=children,
-            attestations=attestations,
+            attestations=tuple(
+                _attestation_evidence(by_name[name], result)
+                for name, result in attestation_results.items()
+            ),
             signed_itself=signed_itself,
             now=now,
+            attested_sbom=_attested_sbom(rule, attestation_results.values()),
         )
 
     async def _signatures(
@@ -149,22 +159,17 @@ class EvidenceGatherer:
 
     async def _attestations(
         self,
-        rule: Rule,
         requirements: Sequence[AttestationRequirement],
         repository: str,
         digest: str,
         manifest: Manifest,
-    ) -> tuple[AttestationEvidence, ...]:
-        results = await check_attestations(
+    ) -> dict[str, AttestationResult]:
+        return await check_attestations(
             self.client,
             repository,
             digest,
             requirements,
             index=manifest if manifest.is_index else None,
-        )
-        by_name = {item.name: item for item in rule.attestations}
-        return tuple(
-            _attestation_evidence(by_name[name], result) for name, result in results.items()
         )
 
     def _authorities(self, rule: Rule) -> _RuleAuthorities:
@@ -220,6 +225,22 @@ def _verifying_authorities(
         for identity in keyless
     )
     return tuple(converted)
+
+
+def _attested_sbom(rule: Rule, results: Iterable[AttestationResult]) -> VerifiedStatement | None:
+    """Return the first signed SBOM statement that verified, when the rule takes attested SBOMs.
+
+    Unsigned (BuildKit) SBOMs are never used: a foreign SBOM could hide packages.
+    """
+    if rule.sbom_source is not SbomSource.ATTESTED:
+        return None
+    for result in results:
+        if result.status is not SignatureEvidenceStatus.VERIFIED:
+            continue
+        for statement in result.statements:
+            if statement.signed and sbom_format(statement.predicate_type) is not None:
+                return statement
+    return None
 
 
 def _attestation_evidence(rule: AttestationRule, result: AttestationResult) -> AttestationEvidence:

@@ -3,7 +3,8 @@
 Command-line options win over the config file; the config file wins over the defaults. The YAML keys
 are the long option names in camelCase: `upstream`, `listen`, `policy`, `database`,
 `upstreamInsecure`, `upstreamUsername`, `upstreamPasswordFile`, `decisionCacheSeconds`,
-`manifestCacheBytes`, `logFormat`, plus the `auth` section read by `regward.auth`.
+`manifestCacheBytes`, `logFormat`, `feed`, `feedStore`, `scanTimeoutSeconds`, plus the `auth`
+section read by `regward.auth`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class GateSettings:
     decision_cache_seconds: float = 300.0
     """How long a cached decision is reused before signatures are fetched again."""
     manifest_cache_bytes: int = 256 * 1024 * 1024
+    policy_reload_seconds: float = 5.0
+    """How often the policy file is checked for changes; 0 turns reloading off."""
     """Upper bound on verified manifest bytes kept in memory for digest pulls."""
     log_format: str = "text"
     auth: Mapping[str, Any] | None = None
@@ -54,6 +57,12 @@ class GateSettings:
     """The raw `admission` section of the config file, if any."""
     config_dir: Path = Path(".")
     """Folder of the config file, the base for relative paths inside it."""
+    feed: str | None = None
+    """Vulnerability feed: a directory, zip or feed store path, or an http(s) URL; None for none."""
+    feed_store: Path | None = None
+    """Directory an http(s) `feed` is synced into; None for the default (see `regward.scanning`)."""
+    scan_timeout_seconds: float = 120.0
+    """How long a pull waits for an image scan before the decision reports the scan as unavailable."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -111,9 +120,13 @@ _KNOWN_KEYS = {
     "upstreamPasswordFile",
     "decisionCacheSeconds",
     "manifestCacheBytes",
+    "policyReloadSeconds",
     "logFormat",
     "auth",
     "admission",
+    "feed",
+    "feedStore",
+    "scanTimeoutSeconds",
 }
 
 
@@ -125,6 +138,8 @@ def build_settings(
     policy: str | None,
     database: str | None,
     upstream_insecure: bool | None = None,
+    feed: str | None = None,
+    feed_store: str | None = None,
 ) -> GateSettings:
     """Merge the config file (if any) with command-line values into `GateSettings`."""
     config: dict[str, Any] = {}
@@ -181,9 +196,22 @@ def build_settings(
             settings,
             decision_cache_seconds=_non_negative(config, "decisionCacheSeconds"),
         )
+    if "policyReloadSeconds" in config:
+        settings = replace(
+            settings, policy_reload_seconds=_non_negative(config, "policyReloadSeconds")
+        )
     if "manifestCacheBytes" in config:
         settings = replace(
             settings, manifest_cache_bytes=int(_non_negative(config, "manifestCacheBytes"))
+        )
+    settings = replace(
+        settings,
+        feed=_feed_source(feed, config.get("feed"), config_dir),
+        feed_store=_config_path(feed_store, config.get("feedStore"), config_dir),
+    )
+    if "scanTimeoutSeconds" in config:
+        settings = replace(
+            settings, scan_timeout_seconds=_non_negative(config, "scanTimeoutSeconds")
         )
     if "logFormat" in config:
         settings = replace(settings, log_format=str(config["logFormat"]))
@@ -195,3 +223,29 @@ def _non_negative(config: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise SettingsError(f"config key {key}: expected a non-negative number, got {value!r}")
     return float(value)
+
+
+def _feed_source(cli_value: str | None, config_value: Any, config_dir: Path) -> str | None:
+    """Return the feed source; a relative path from the config file is relative to its folder."""
+    if cli_value:
+        return cli_value
+    if config_value is None:
+        return None
+    if not isinstance(config_value, str) or not config_value:
+        raise SettingsError(
+            f"config key feed: expected a path or an http(s) URL, got {config_value!r}"
+        )
+    if config_value.startswith(("http://", "https://")) or Path(config_value).is_absolute():
+        return config_value
+    return str(config_dir / config_value)
+
+
+def _config_path(cli_value: str | None, config_value: Any, config_dir: Path) -> Path | None:
+    if cli_value:
+        return Path(cli_value)
+    if config_value is None:
+        return None
+    if not isinstance(config_value, str) or not config_value:
+        raise SettingsError(f"config key feedStore: expected a directory, got {config_value!r}")
+    path = Path(config_value)
+    return path if path.is_absolute() else config_dir / path

@@ -6,6 +6,13 @@ load time is the only disk I/O.
 
 from __future__ import annotations
 
+from regward.policy.attestations import (
+    AttestationEvidence,
+    AttestationReasonCode,
+    AttestationRule,
+    ProvenanceCondition,
+    StatementFacts,
+)
 from regward.policy.errors import PatternError, PolicyError, PolicyProblem
 from regward.policy.evaluate import (
     AuthorityEvidence,
@@ -32,16 +39,21 @@ from regward.policy.model import (
     DefaultAction,
     ImmutableTags,
     IndexPolicy,
+    KeylessIdentity,
     Mode,
     OnError,
     Policy,
     Rule,
+    SbomSource,
     SignatureRequirement,
     TlogMode,
 )
 
 __all__ = [
     "MAX_POLICY_BYTES",
+    "AttestationEvidence",
+    "AttestationReasonCode",
+    "AttestationRule",
     "Authority",
     "AuthorityEvidence",
     "BlobAccess",
@@ -51,16 +63,20 @@ __all__ = [
     "Facts",
     "ImmutableTags",
     "IndexPolicy",
+    "KeylessIdentity",
     "Mode",
     "OnError",
     "PatternError",
     "Policy",
     "PolicyError",
     "PolicyProblem",
+    "ProvenanceCondition",
     "Reason",
     "ReasonCode",
     "Rule",
+    "SbomSource",
     "SignatureRequirement",
+    "StatementFacts",
     "TlogMode",
     "Verdict",
     "evaluate",

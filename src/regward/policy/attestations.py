@@ -3,8 +3,8 @@
 Each entry requires a verified in-toto statement of one predicate type about the image, signed by
 `count` (default one) of its authorities, or, with `allowUnsigned: true`, an unsigned BuildKit
 statement. Conditions narrow what counts: `provenance` (SLSA builder id and source repository)
-and `maxAge` (the age of a cosign vuln scan, from `metadata.scanFinishedOn`; a time more than
-five minutes in the future is rejected).
+and `maxAge` (the age of a cosign vuln scan, from `metadata.scanFinishedOn`). A scan time more
+than five minutes in the future is rejected.
 
 The check is pure: the gate verifies the attestations (`regward.signatures`) and passes what
 they say, with the evaluation time, in `Facts.attestations`.
@@ -20,7 +20,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from regward.policy.evaluate import EvidenceStatus, Reason, Verdict
-from regward.signatures.dsse import normalize_predicate_type
 from regward.signatures.predicates import (
     COSIGN_VULN,
     SCAN_CLOCK_SKEW,
@@ -94,7 +93,7 @@ class AttestationRule:
 
 @dataclass(frozen=True)
 class StatementFacts:
-    """What one verified statement says, as far as the conditions need it."""
+    """The fields of one verified statement that the conditions read."""
 
     predicate_type: str
     """Normalised predicate type."""
@@ -107,7 +106,7 @@ class StatementFacts:
     scan_finished: datetime | None = None
     """`metadata.scanFinishedOn`, for vuln scans."""
     problem: str | None = None
-    """Why a field the conditions need could not be read, if so."""
+    """The reason a field the conditions need could not be read, if any."""
 
 
 @dataclass(frozen=True)
@@ -151,11 +150,6 @@ def make_provenance_condition(
     )
 
 
-def normalized_predicate_type(value: str) -> str:
-    """Return the predicate type as requirements compare it."""
-    return normalize_predicate_type(value)
-
-
 def check_attestations(
     rule: Rule,
     evidence: Sequence[AttestationEvidence],
@@ -166,7 +160,7 @@ def check_attestations(
 
     Returns:
         The verdict, one reason per requirement that failed, and the moment until which an
-        allowing result holds (the earliest scan expiry), or None when it does not expire.
+        allowing result stays valid (the earliest scan expiry), or None when it does not expire.
     """
     by_name = {item.name: item for item in evidence}
     reasons: list[Reason] = []
@@ -329,13 +323,6 @@ def _short(text: str) -> str:
     return one_line if len(one_line) <= 300 else one_line[:297] + "..."
 
 
-def is_sbom_rule(requirement: AttestationRule) -> bool:
-    """Tell whether the requirement is for an SBOM (SPDX or CycloneDX)."""
-    from regward.signatures.predicates import sbom_format
-
-    return sbom_format(requirement.predicate_type) is not None
-
-
 __all__ = [
     "AttestationEvidence",
     "AttestationReasonCode",
@@ -343,8 +330,6 @@ __all__ = [
     "ProvenanceCondition",
     "StatementFacts",
     "check_attestations",
-    "is_sbom_rule",
     "make_provenance_condition",
-    "normalized_predicate_type",
     "predicate_type_problem",
 ]

@@ -146,7 +146,7 @@ class SignatureRequirement:
 
 
 class SbomSource(StrEnum):
-    """Where the gate takes an image's SBOM from."""
+    """Source of an image's SBOM for the gate."""
 
     CATALOG = "catalog"
     """regward's own cataloging of the image layers."""
@@ -189,7 +189,7 @@ class Rule:
     """Attestations the image must carry; empty when the rule requires none."""
 
     sbom_source: SbomSource = SbomSource.CATALOG
-    """Where the image's SBOM comes from (`sbomSource`)."""
+    """Source of the image's SBOM (`sbomSource`)."""
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ def convert_vulnerabilities(wire: VulnerabilitiesWire) -> VulnerabilityRequireme
 
 
 class ScanStatus(StrEnum):
-    """What the gate knows about an image's vulnerabilities."""
+    """The state of an image's vulnerability scan."""
 
     SCANNED = "scanned"
     """The image was cataloged and matched; `findings` is complete for the feed revision."""
@@ -206,7 +206,7 @@ class ScanStatus(StrEnum):
 
 @dataclass(frozen=True)
 class VulnerabilityFinding:
-    """One vulnerability in one package of the image, as the policy sees it."""
+    """One vulnerability in one package of the image, in the form the policy check reads."""
 
     id: str
     """The OSV id of the matched record."""
@@ -234,10 +234,10 @@ class VulnerabilityFacts:
 
     findings: tuple[VulnerabilityFinding, ...] = ()
     detail: str = ""
-    """Why the image is unscanned or unavailable, for the reason message."""
+    """The reason the image is unscanned or unavailable, for the reason message."""
 
     remedy: str = ""
-    """What makes an unscanned image scannable, for the reason's fix."""
+    """The action that makes an unscanned image scannable, for the reason's fix."""
 
     feed_revision: str = ""
 

@@ -1,10 +1,10 @@
 """Scan images for the gate: catalog once per digest, match against the feed, store the results.
 
 The first decision about a digest under a rule with a `vulnerabilities` section catalogs the image
-from the upstream registry (the layers are read and indexed in worker threads), stores the catalog,
-matches it in a worker thread and stores the findings with the feed revision. Later decisions reuse
-the stored findings while the feed revision is the same, and re-match the stored catalog when it
-changed; an image is cataloged again only when its stored catalog is missing.
+from the upstream registry, reading and indexing its layers in worker threads. The scanner stores
+the catalog, matches it in a worker thread and stores the findings with the feed revision. Later
+decisions reuse the stored findings while the feed revision is the same, and match the stored
+catalog again when it changed. An image is cataloged again only when its stored catalog is missing.
 
 An image index is scanned through its platform manifests: each one is scanned like an image, and
 the index's findings are theirs together.
@@ -89,7 +89,7 @@ class ScanStats:
     matches: int = 0
     """Catalogs matched against a feed revision."""
     reused: int = 0
-    """Scans answered from stored findings without matching."""
+    """Scans served from stored findings, without matching."""
 
 
 def stored_finding(finding: Finding) -> StoredFinding:
@@ -167,7 +167,7 @@ class ImageScanner:
         feeds: FeedProvider | None,
         store: ScanStore | None,
         *,
-        timeout: float = DEFAULT_SCAN_TIMEOUT,
+        timeout: float | None = DEFAULT_SCAN_TIMEOUT,
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -175,6 +175,7 @@ class ImageScanner:
         self.feeds = feeds
         self.store = store
         self.timeout = timeout
+        """Seconds a decision waits for a scan; None waits until the scan ends."""
         self.limits = limits
         self.stats = ScanStats()
         self._clock = clock
@@ -215,9 +216,21 @@ class ImageScanner:
         """Start scanning `repository@digest` without waiting, such as after a push."""
         if self.feeds is None:
             return
-        task = asyncio.get_running_loop().create_task(self._prefetch(repository, digest))
+        self._track(asyncio.get_running_loop().create_task(self._prefetch(repository, digest)))
+
+    def load_feed_in_background(self) -> None:
+        """Start loading the feed, so that the first decision does not wait for it."""
+        if self.feeds is None:
+            return
+        self._track(asyncio.get_running_loop().create_task(self._load_feed()))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _load_feed(self) -> None:
+        # A failure is logged by the provider and retried by the next decision.
+        await self.feed_revision()
 
     async def close(self) -> None:
         """Cancel background scans; scans that a decision waits for are cancelled with it."""
@@ -252,6 +265,7 @@ class ImageScanner:
         ]
         if not children:
             return ScanResult(ScanStatus.NOT_APPLICABLE, feed_revision=feed.revision)
+
         if len(children) > MAX_INDEX_CHILDREN_SCANNED:
             return ScanResult(
                 ScanStatus.UNSCANNED,
@@ -265,6 +279,8 @@ class ImageScanner:
         results = await asyncio.gather(
             *(self._scan_shared(repository, child.digest, feed) for child in children)
         )
+
+        # One finding per vulnerability and package, whichever platforms contain the package.
         findings: dict[tuple[str, str], StoredFinding] = {}
         for result in results:
             for finding in result.findings:
@@ -274,6 +290,7 @@ class ImageScanner:
             for child, result in zip(children, results, strict=True)
             if result.status in (ScanStatus.UNSCANNED, ScanStatus.UNAVAILABLE)
         ]
+
         status = ScanStatus.SCANNED
         if any(result.status is ScanStatus.UNAVAILABLE for _, result in problems):
             status = ScanStatus.UNAVAILABLE
@@ -312,7 +329,7 @@ class ImageScanner:
 
     async def _scan_image(self, repository: str, digest: str, feed: Feed) -> ScanResult:
         # The steps:
-        # (1) read what the store holds about the digest;
+        # (1) read what the store contains about the digest;
         # (2) a recent cataloging failure is reused, so a broken image is not downloaded per pull;
         # (3) findings matched against this feed revision are reused as they are;
         # (4) otherwise catalog the image (when no catalog is stored) and match it again.

@@ -32,7 +32,7 @@ class BuildKitStatement:
     manifest_digest: str
     """Digest of the attestation manifest."""
     attached_to: str
-    """The platform manifest digest the index says the attestation is about."""
+    """Digest of the platform manifest that the index names as the attestation's subject."""
     statement: Statement
     """The parsed statement."""
 

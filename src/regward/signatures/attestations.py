@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 
 class AttestationSource(StrEnum):
-    """Where a statement was found."""
+    """Kind of artifact a statement came from."""
 
     COSIGN_ATT = "cosign-att"
     """A layer of cosign's `sha256-<hex>.att` manifest (or an in-toto referrer)."""
@@ -70,7 +70,7 @@ class VerifiedStatement:
     statement: Statement
     """The statement; its subjects include the checked digest."""
     source: AttestationSource
-    """Where it was found."""
+    """Kind of artifact it came from."""
     location: str
     """Digest of the layer or manifest that carried it."""
     authority: str | None = None

@@ -1,6 +1,6 @@
 """Verification of Sigstore bundles (v0.1 to v0.3), the format cosign v3 attaches as referrers.
 
-A bundle holds the verification material (a Fulcio certificate, or a public key hint, and one
+A bundle contains the verification material (a Fulcio certificate, or a public key hint, and one
 Rekor entry, optionally RFC 3161 timestamps) and the signed content: a DSSE envelope or a message
 signature over a digest. `cosign sign` and `cosign attest` both write DSSE bundles whose in-toto
 statement names the image digest; a statement of type `https://sigstore.dev/cosign/sign/v1` is a
@@ -25,7 +25,6 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -84,7 +83,7 @@ MESSAGE_SIGNATURE_PREDICATE = "message-signature"
 
 
 class BundleContent(StrEnum):
-    """What a bundle signs."""
+    """Kind of content a bundle signs."""
 
     DSSE = "dsse-envelope"
     """A DSSE envelope around an in-toto statement."""
@@ -601,10 +600,3 @@ def _b64(text: str, what: str) -> bytes:
         raise SignatureVerificationError(
             "bundle", f"bundle {what} is not valid base64: {exc}"
         ) from exc
-
-
-def integrated_datetime(verified: VerifiedBundle) -> datetime | None:
-    """Return the bundle's integrated time as an aware UTC datetime, when it has one."""
-    if verified.integrated_time is None:
-        return None
-    return datetime.fromtimestamp(verified.integrated_time, UTC)

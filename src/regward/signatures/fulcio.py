@@ -9,7 +9,7 @@ docs/oid-info.md.
 `IdentityPolicy` matches regular expressions against the *whole* value (`re.fullmatch`). This is
 stricter than cosign, whose `--certificate-identity-regexp` is an unanchored Go `MatchString`:
 there `^https://github.com/acme/` also accepts `https://github.com/acme/x@evil` and
-`acme.*` accepts `evil.com/acme`. A pattern that must allow a suffix says so with `.*`.
+`acme.*` accepts `evil.com/acme`. A pattern that must allow a suffix ends with `.*`.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ _UTF8_STRING_TAG = 0x0C
 
 @dataclass(frozen=True)
 class CertificateIdentity:
-    """Who a signing certificate was issued to, as Fulcio records it."""
+    """The identity a signing certificate was issued to, as Fulcio records it."""
 
     subjects: tuple[str, ...]
     """Every subject alternative name value: emails, URIs, DNS names, IPs and usernames."""
@@ -272,8 +272,8 @@ def certificate_identity(certificate: x509.Certificate) -> CertificateIdentity:
             raise SignatureVerificationError(
                 "identity", "issuer extension 1.3.6.1.4.1.57264.1.1 is not UTF-8"
             ) from exc
-        # Fulcio writes both extensions with the same value; a certificate where they differ
-        # was not issued by Fulcio's rules, and either value could be the one a reader trusts.
+        # Fulcio writes both extensions with the same value. A certificate where they differ
+        # was not issued by Fulcio's rules, so either value could be the one a reader trusts.
         if issuer is not None and issuer != legacy:
             raise SignatureVerificationError(
                 "identity",

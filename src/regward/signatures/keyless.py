@@ -176,7 +176,7 @@ def verify_keyless_layer(
 
     Steps, in order:
     (1) the payload hashes to the layer digest and the signature annotation decodes;
-    (2) the certificate annotation holds one PEM certificate and the chain annotation PEMs;
+    (2) the certificate annotation contains one PEM certificate and the chain annotation PEMs;
     (3) the Rekor bundle's SET verifies with the trusted root's key for its log id, which gives
         the signing time;
     (4) the certificate was valid at that time, chains to a trusted Fulcio CA, has the

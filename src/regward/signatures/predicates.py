@@ -57,7 +57,7 @@ class SbomFormat(StrEnum):
 
 @dataclass(frozen=True)
 class Provenance:
-    """What a SLSA provenance statement says about the build."""
+    """The builder and sources that a SLSA provenance statement records."""
 
     slsa_version: str
     """`0.2` or `1`."""

@@ -1,7 +1,7 @@
 """Rekor entries for keyless signatures: the signed entry timestamp and what the entry binds.
 
 A signed entry timestamp (SET) proves that the log with a given id recorded an entry body at
-`integratedTime`. It says nothing about which signature that body is for, so
+`integratedTime`. It proves nothing about which signature that body is for, so
 `verify_entry_binding` compares the body with the signature, certificate and payload at hand.
 Supported entry kinds are the ones cosign and Sigstore clients write (Rekor's
 `pkg/types/*`): `hashedrekord` 0.0.1 and `rekord` (x509) for signatures over a blob or digest,
@@ -37,7 +37,7 @@ MAX_ENTRY_BODY_SIZE = 256 * 1024
 
 @dataclass(frozen=True)
 class SignedMaterial:
-    """What a log entry must name: the signature, who signed, and the signed content."""
+    """The material a log entry must name: the signature, the signer and the signed content."""
 
     signature: bytes
     """The raw signature bytes."""

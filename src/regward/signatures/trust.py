@@ -170,6 +170,7 @@ class TrustRoot:
     """The same document as the `sigstore` package's model, for `sigstore.verify.Verifier`."""
     skipped: tuple[str, ...] = ()
     """Entries that were ignored because their key or certificate cannot be used."""
+    # Holds the verifier once built: a list, because the dataclass is frozen.
     _verifier: list[Verifier] = field(default_factory=list, repr=False, compare=False)
 
     def sigstore_verifier(self) -> Verifier:

@@ -77,8 +77,12 @@ class ImageSbomRow(Base):
     """The catalog as written by `catalog_to_json`; None when `error` is set."""
 
     package_count: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), server_default="catalog")
+    """Where the catalog came from: `catalog` (regward's cataloging of the layers) or another
+    source named by its writer, such as `attested` for a verified SBOM attestation."""
+
     error: Mapped[str | None] = mapped_column(Text)
-    """Why the image could not be cataloged; None for a catalog."""
+    """The reason the image could not be cataloged; None for a catalog."""
 
     cataloged_at: Mapped[datetime] = mapped_column(UtcDateTime())
     catalog_seconds: Mapped[float] = mapped_column(Float)
@@ -171,11 +175,14 @@ class StoredScan:
 
     digest: str
     catalog: Catalog | None
-    """None when the image could not be cataloged (`error` says why)."""
+    """None when the image could not be cataloged (`error` gives the reason)."""
 
     error: str | None
     cataloged_at: datetime
     catalog_seconds: float
+    source: str = "catalog"
+    """Where the catalog came from; see `ImageSbomRow.source`."""
+
     feed_revision: str | None = None
     """The revision `findings` were matched against; None when never matched."""
 
@@ -345,6 +352,7 @@ class ScanStore:
             error=sbom.error,
             cataloged_at=sbom.cataloged_at,
             catalog_seconds=sbom.catalog_seconds,
+            source=sbom.source,
             feed_revision=scan.feed_revision if scan is not None else None,
             matched_at=scan.matched_at if scan is not None else None,
             findings=findings,
@@ -358,12 +366,14 @@ class ScanStore:
         cataloged_at: datetime,
         seconds: float,
         index_keys: Iterable[tuple[str, str, str]] = (),
+        source: str = "catalog",
     ) -> None:
         """Store the catalog of `digest`, replacing anything stored before, findings included.
 
         Args:
             index_keys: (index ecosystem, normalised name, version) of each package, for the
                 `package_digests` index.
+            source: where the catalog came from, at most 16 characters (`catalog`, `attested`).
 
         Raises:
             StoreError: the write failed; nothing was written.
@@ -374,6 +384,7 @@ class ScanStore:
                 "digest": digest,
                 "catalog": catalog_to_json(catalog),
                 "package_count": len(catalog.packages),
+                "source": source,
                 "error": None,
                 "cataloged_at": cataloged_at,
                 "catalog_seconds": seconds,
@@ -395,6 +406,7 @@ class ScanStore:
                 "digest": digest,
                 "catalog": None,
                 "package_count": 0,
+                "source": "catalog",
                 "error": error,
                 "cataloged_at": cataloged_at,
                 "catalog_seconds": seconds,
@@ -469,11 +481,11 @@ class ScanStore:
         Raises:
             StoreError: the query failed.
         """
-        wanted = sorted(set(keys))
+        requested = sorted(set(keys))
         found: set[str] = set()
         with self._errors("look up package digests"), self._connect() as connection:
-            for start in range(0, len(wanted), _INSERT_BATCH):
-                batch = wanted[start : start + _INSERT_BATCH]
+            for start in range(0, len(requested), _INSERT_BATCH):
+                batch = requested[start : start + _INSERT_BATCH]
                 query = select(PackageDigestRow.digest).where(
                     tuple_(PackageDigestRow.ecosystem, PackageDigestRow.name).in_(batch)
                 )

@@ -414,9 +414,9 @@ def test_unknown_key_inside_key_source(write_policy: WritePolicy) -> None:
 
 
 def test_future_section_not_accepted_yet(write_policy: WritePolicy) -> None:
-    text = "rules:\n  - name: a\n    repositories: [x]\n    vulnerabilities: {}\n"
+    text = "rules:\n  - name: a\n    repositories: [x]\n    quarantine: {}\n"
 
-    with pytest.raises(PolicyError, match=r"rules\[0\]\.vulnerabilities .*unknown key"):
+    with pytest.raises(PolicyError, match=r"rules\[0\]\.quarantine .*unknown key"):
         load_text(write_policy, text)
 
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.Text(), nullable=False),
         sa.Column("catalog", _JSON, nullable=True),
         sa.Column("package_count", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(16), server_default="catalog", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("cataloged_at", UtcDateTime(), nullable=False),
         sa.Column("catalog_seconds", sa.Float(), nullable=False),
