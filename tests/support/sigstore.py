@@ -758,11 +758,13 @@ def push_bundle_referrer(
     predicate_type: str,
     index_artifact_type: bool = True,
     subject_digest: str | None = None,
+    annotate: bool = True,
 ) -> str:
     """Push a bundle as an OCI 1.1 referrer of `subject` and list it in the referrers tag index.
 
     `index_artifact_type=False` writes the index entry without `artifactType`, as
     go-containerregistry before v0.22.1 did. `subject_digest` overrides the manifest's subject.
+    `annotate=False` leaves out cosign's manifest annotations, predicate type included.
     """
     upload_blob(registry_url, repository, b"{}")
     bundle_digest = upload_blob(registry_url, repository, bundle)
@@ -783,6 +785,8 @@ def push_bundle_referrer(
             "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
         },
     }
+    if not annotate:
+        del manifest_body["annotations"]
     manifest = json.dumps(manifest_body, separators=(",", ":")).encode()
     manifest_digest = "sha256:" + sha256_hex(manifest)
     put_manifest(registry_url, repository, manifest_digest, manifest, OCI_MANIFEST)
@@ -794,7 +798,8 @@ def push_bundle_referrer(
     }
     if index_artifact_type:
         entry["artifactType"] = BUNDLE_V03
-        entry["annotations"] = manifest_body["annotations"]
+        if annotate:
+            entry["annotations"] = manifest_body["annotations"]
     add_to_referrers_index(registry_url, repository, subject.digest, entry)
     return manifest_digest
 

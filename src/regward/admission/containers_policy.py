@@ -144,6 +144,17 @@ class _Exporter:
             )
 
         authorities = rule.signatures.authorities
+        if rule.signatures.keyless:
+            names = ", ".join(item.name for item in rule.signatures.keyless)
+            self.note(
+                rule.name,
+                f"keyless authorities ({names}) have no counterpart in this export; "
+                "containers/image's fulcio requirement matches one exact email only",
+                blocking=True,
+            )
+        if not authorities:
+            # Nothing here can verify what the rule requires, so pulls are rejected.
+            return [{"type": "reject"}]
         for authority in authorities:
             if authority.signature_repository is not None:
                 self.note(

@@ -28,12 +28,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--feed",
+        metavar="PATH_OR_URL",
         default=os.environ.get("REGWARD_FEED"),
         help="OSV feed for rules with a `vulnerabilities` section, as for `regward serve --feed` "
         "(default: REGWARD_FEED); without it such rules treat the image as unscanned",
     )
     parser.add_argument(
-        "--feed-store", type=Path, help="directory an http(s) --feed is synced into"
+        "--feed-store", metavar="DIR", type=Path, help="directory an http(s) --feed is synced into"
     )
     parser.set_defaults(handler=run)
 

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
         "2 on error (the previous revision stays active).",
     )
     sync.add_argument("source", metavar="SOURCE", help="directory, zip, file or http(s) base URL")
-    sync.add_argument("--store", type=Path, help=_store_help())
+    sync.add_argument("--store", metavar="DIR", type=Path, help=_store_help())
     sync.add_argument(
         "--ecosystem",
         action="append",
@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
         description="Print the active revision of the store, its records per ecosystem, its "
         "source and the time of the last sync. Exit 0, or 2 when the store cannot be read.",
     )
-    status.add_argument("--store", type=Path, help=_store_help())
+    status.add_argument("--store", metavar="DIR", type=Path, help=_store_help())
     status.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     status.set_defaults(handler=run_status)
 

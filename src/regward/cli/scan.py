@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     scan.add_argument("target", metavar="TARGET", help=_TARGET_HELP)
     scan.add_argument(
         "--feed",
+        metavar="PATH_OR_URL",
         default=os.environ.get("REGWARD_FEED"),
         help="OSV feed: a directory or zip of OSV records, a feed store directory from "
         "`regward feed sync`, or an http(s) base URL laid out like osv.dev's bucket "
@@ -54,6 +55,7 @@ def register(subparsers: Any) -> None:
     )
     scan.add_argument(
         "--feed-store",
+        metavar="DIR",
         type=Path,
         help="directory an http(s) --feed is synced into (default: REGWARD_FEED_STORE, else "
         "~/.cache/regward/feed)",
@@ -64,7 +66,9 @@ def register(subparsers: Any) -> None:
         choices=FAIL_ON_CHOICES,
         help="exit 1 when a finding has this severity or higher ('any' includes unknown)",
     )
-    scan.add_argument("-o", "--output", type=Path, help="write the report to FILE, not stdout")
+    scan.add_argument(
+        "-o", "--output", metavar="FILE", type=Path, help="write the report to FILE, not stdout"
+    )
     scan.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP to a non-loopback registry"
     )
@@ -83,7 +87,9 @@ def register(subparsers: Any) -> None:
         default="spdx-json",
         help="SBOM format (default spdx-json)",
     )
-    sbom.add_argument("-o", "--output", type=Path, help="write the SBOM to FILE, not stdout")
+    sbom.add_argument(
+        "-o", "--output", metavar="FILE", type=Path, help="write the SBOM to FILE, not stdout"
+    )
     sbom.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP to a non-loopback registry"
     )

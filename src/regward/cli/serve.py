@@ -44,12 +44,14 @@ def register(subparsers: Any) -> None:
 
     parser.add_argument(
         "--feed",
+        metavar="PATH_OR_URL",
         help="OSV feed for rules with a `vulnerabilities` section: a directory or zip of OSV "
         "records, a feed store directory from `regward feed sync` (re-read when a sync "
         "activates a new revision), or an http(s) base URL synced at start-up",
     )
     parser.add_argument(
         "--feed-store",
+        metavar="DIR",
         help="directory an http(s) --feed is synced into (default: REGWARD_FEED_STORE, else "
         "~/.cache/regward/feed)",
     )

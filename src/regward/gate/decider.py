@@ -327,8 +327,8 @@ class Decider:
             return VulnerabilityFacts(
                 ScanStatus.UNSCANNED,
                 today,
-                detail="the gate has no vulnerability feed",
-                remedy="start the gate with --feed PATH_OR_URL",
+                detail="no vulnerability feed is configured",
+                remedy="pass --feed PATH_OR_URL to regward serve or regward check",
             )
         result = await self.scanner.scan(repository, digest, manifest)
         return result.facts(today)

@@ -2,10 +2,12 @@
 
 An event is written once with one delivery row per receiver, in one transaction. A delivery is
 `pending` until a POST succeeds (`delivered`) or the last attempt fails (`dead`, the dead-letter
-record, which keeps the last status and error). Dispatchers take due deliveries with a lease, a
-time until which no other dispatcher (another gate replica on the same PostgreSQL) takes them,
-so each attempt is made once even with several dispatchers; a dispatcher that crashes mid-POST
-leaves the lease to expire, and the delivery is attempted again.
+record, which keeps the last status and error).
+
+Dispatchers take due deliveries with a lease: until it expires, no other dispatcher (such as
+another gate replica on the same PostgreSQL) takes them, so each attempt is made once. A
+dispatcher that crashes during a POST leaves the lease to expire, and the delivery is attempted
+again.
 
 Methods block on the database; async callers run them in a worker thread.
 """
@@ -52,7 +54,7 @@ MAX_ERROR_LENGTH = 500
 
 
 class DeliveryState(StrEnum):
-    """Where a delivery stands."""
+    """The state of a delivery."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -9,9 +9,9 @@ Each POST carries the event's JSON document and these headers:
   receiver's secret. Receivers compute the same HMAC and compare in constant time
   (`verify_signature`).
 
-A 2xx answer delivers. Any other answer, a redirect included, or a transport error or timeout is
-a failed attempt; the next one waits `backoff`, then twice as long each time up to
-`maxBackoff`, and after `maxAttempts` attempts the delivery is kept as a dead letter.
+A 2xx response completes the delivery. Any other response (a redirect included), a transport
+error or a timeout is a failed attempt. The first retry waits `backoff`, each later one twice as
+long up to `maxBackoff`, and after `maxAttempts` attempts the delivery is kept as a dead letter.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class Notifier:
 class WebhookDispatcher:
     """Delivers pending webhook deliveries from an asyncio task.
 
-    Database calls run in worker threads, and POSTs are bounded by `settings.timeout`, so the
-    event loop that serves registry requests never waits on either.
+    Database calls run in worker threads and POSTs are asynchronous with a `settings.timeout`
+    bound, so neither blocks the event loop that serves registry requests.
     """
 
     def __init__(
@@ -200,12 +200,12 @@ class WebhookDispatcher:
         target = self.settings.target(delivery.webhook)
         attempt = delivery.attempts + 1
         if target is None:
-            gone = f"webhook {delivery.webhook} is no longer configured"
+            missing = f"webhook {delivery.webhook} is no longer configured"
             await asyncio.to_thread(
-                self.store.mark_failed, delivery.id, status=None, error=gone, retry_in=None
+                self.store.mark_failed, delivery.id, status=None, error=missing, retry_in=None
             )
             self.dead += 1
-            logger.error("dead letter for event %s: %s", delivery.event_id, gone)
+            logger.error("dead letter for event %s: %s", delivery.event_id, missing)
             return
 
         status, error = await self._post(target, delivery)

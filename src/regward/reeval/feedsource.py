@@ -201,3 +201,77 @@ class StoreFeedSource:
             changed_ids=result.changed_ids,
             changed_keys=result.changed_keys,
         )
+
+
+class ActiveRevisionSource:
+    """A `FeedStore` directory that another process syncs (`regward feed sync`).
+
+    Each poll reads the store's `ACTIVE` file and loads the revision when it changed. The
+    changed records are found by comparing the new feed with the one loaded before.
+    """
+
+    def __init__(self, store: FeedStore) -> None:
+        """Watch `store`; nothing is read before the first `poll()`."""
+        self.store = store
+        self.description = str(store.directory)
+        self._feed: Feed | None = None
+        self._revision: str | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Feed | None:
+        """Return the feed of the last successful poll."""
+        return self._feed
+
+    def poll(self) -> FeedUpdate | None:
+        """Load the active revision if it changed.
+
+        Raises:
+            FeedError: the store is empty or cannot be read.
+        """
+        with self._lock:
+            revision = self.store.active_revision()
+            if revision is None:
+                raise FeedError(
+                    f"feed store {self.store.directory} is empty; run `regward feed sync` first"
+                )
+            if revision == self._revision:
+                return None
+            feed = self.store.load()
+            previous = self._feed
+            changed_ids, changed_keys = diff_feeds(previous, feed)
+            self._feed = feed
+            self._revision = revision
+        return FeedUpdate(
+            feed=feed,
+            revision=feed.revision,
+            previous_revision=previous.revision if previous is not None else None,
+            changed_ids=changed_ids,
+            changed_keys=changed_keys,
+        )
+
+
+def open_feed_source(
+    source: str, *, store_dir: Path | None = None, ecosystems: Iterable[str] = ()
+) -> FeedSource:
+    """Return the feed source for a `--feed` value.
+
+    Args:
+        source: an `http(s)://` base URL (synced into `store_dir` on each poll), a feed store
+            directory (its active revision is followed), or a directory of records.
+        store_dir: where an HTTP(S) source is synced.
+        ecosystems: for an HTTP(S) source, the ecosystem folders to sync.
+
+    Raises:
+        FeedError: `source` is neither a URL nor an existing directory, or no `store_dir` was
+            given for a URL.
+    """
+    if source.startswith(("http://", "https://")):
+        if store_dir is None:
+            raise FeedError(f"feed {source} is a URL, so it needs a feed store directory")
+        return StoreFeedSource(FeedStore(store_dir), source, ecosystems=ecosystems)
+    path = Path(source)
+    if (path / "ACTIVE").is_file():
+        return ActiveRevisionSource(FeedStore(path))
+    if path.is_dir():
+        return DirectoryFeedSource(path)
+    raise FeedError(f"feed source {source} is not a directory or an http(s):// URL")

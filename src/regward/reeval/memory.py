@@ -7,9 +7,8 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from regward.reeval.rematch import DigestResult, PackageKey, package_keys
+from regward.reeval.rematch import DigestResult, FindingLike, PackageKey, package_keys
 from regward.sbom.model import Package
-from regward.vulns.matcher import Finding
 
 
 class MemoryPortfolio:
@@ -44,6 +43,10 @@ class MemoryPortfolio:
     def __len__(self) -> int:
         return len(self._packages)
 
+    def index_keys(self) -> set[PackageKey]:
+        """Return every package key at least one digest is indexed under."""
+        return {key for key, digests in self._index.items() if digests}
+
     def digests_for_keys(self, keys: Collection[PackageKey]) -> list[str]:
         """Return the digests with a package under one of `keys`, sorted."""
         found: set[str] = set()
@@ -60,7 +63,7 @@ class MemoryPortfolio:
         """Return the packages of each known digest."""
         return {digest: self._packages[digest] for digest in digests if digest in self._packages}
 
-    def stored_findings(self, digests: Sequence[str]) -> Mapping[str, tuple[Finding, ...]]:
+    def stored_findings(self, digests: Sequence[str]) -> Mapping[str, tuple[FindingLike, ...]]:
         """Return the findings of each digest that has a result."""
         return {
             digest: self.results[digest].findings for digest in digests if digest in self.results

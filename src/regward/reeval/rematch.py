@@ -1,10 +1,11 @@
 """Re-match stored SBOMs against a new feed, for only the digests a feed change can affect.
 
 Matching is a function of a package and the feed, so `Rematcher` keeps the findings of each
-distinct package (name, version, type, purl, source and distro: an image's layer and file paths
-do not change the result) across images and across feed revisions. A feed change evicts only
-the packages filed under the (ecosystem, name) keys that the changed records name; every other
-package keeps its findings. A full pass can clear the memo (`set_feed(feed, None)`).
+distinct package across images and across feed revisions. A package is identified by name,
+version, type, purl, source and distro, because an image's layer and file paths do not change
+the result. A feed change evicts only the packages filed under the (ecosystem, name) keys that
+the changed records name, and every other package keeps its findings. A full pass can clear the
+memo (`set_feed(feed, None)`).
 
 NOTE: a changed record that only adds an alias (no affected entry for a package) can change how
 findings of other records merge and which severity they borrow from alias records; a delta does
@@ -13,6 +14,7 @@ not re-match those packages, and the daily full pass corrects them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -34,11 +36,37 @@ FindingKey = tuple[str, str, str, str, tuple[str, ...]]
 """(finding id, package name, package version, severity, fixed versions): what a decision can
 depend on. Two results with equal finding keys lead to the same decision."""
 
+
+class FindingLike(Protocol):
+    """A finding as re-evaluation reads it: a matcher `Finding` or a stored one."""
+
+    @property
+    def id(self) -> str:
+        """The vulnerability id."""
+        ...
+
+    @property
+    def package(self) -> Package:
+        """The affected package."""
+        ...
+
+    @property
+    def severity(self) -> object:
+        """A `Severity`, or its string value."""
+        ...
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """Versions that fix it."""
+        ...
+
+
 _PackageIdentity = tuple[str, str, str, str, str | None, str | None, Distro | None]
 
 
+@functools.lru_cache(maxsize=262_144)
 def package_keys(package: Package) -> frozenset[PackageKey]:
-    """Return the index keys under which the matcher looks a package up."""
+    """Return the index keys under which the matcher looks a package up (cached per package)."""
     keys: set[PackageKey] = set()
     for query in queries_for(package):
         for ecosystem in query.ecosystems:
@@ -46,7 +74,7 @@ def package_keys(package: Package) -> frozenset[PackageKey]:
     return frozenset(keys)
 
 
-def finding_keys(findings: Iterable[Finding]) -> frozenset[FindingKey]:
+def finding_keys(findings: Iterable[FindingLike]) -> frozenset[FindingKey]:
     """Return the finding keys of a result, for comparing two results."""
     return frozenset(
         (
@@ -68,6 +96,9 @@ class DigestResult:
     findings: tuple[Finding, ...]
     feed_revision: str
     scanned_at: datetime
+    changed: bool = True
+    """False when the stored result has the same findings, so only its revision and scan time
+    need rewriting."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +106,8 @@ class ResultChange:
     """A digest whose findings changed in a re-match."""
 
     digest: str
-    before: tuple[Finding, ...]
+    before: tuple[FindingLike, ...]
+    """The stored findings before the re-match."""
     after: tuple[Finding, ...]
     feed_revision: str
 
@@ -91,7 +123,7 @@ class ResultChange:
 
 
 class Portfolio(Protocol):
-    """The digests regward knows, their SBOM packages and their stored results.
+    """The digests of regward's portfolio, their SBOM packages and their stored results.
 
     Methods take and return batches so that a database-backed portfolio makes one query per
     batch. Digests are ordered as strings everywhere, so that a pass can resume after the last
@@ -110,7 +142,7 @@ class Portfolio(Protocol):
         """Return the SBOM packages of each digest; digests without an SBOM are left out."""
         ...
 
-    def stored_findings(self, digests: Sequence[str]) -> Mapping[str, tuple[Finding, ...]]:
+    def stored_findings(self, digests: Sequence[str]) -> Mapping[str, tuple[FindingLike, ...]]:
         """Return the stored findings of each digest that has a result."""
         ...
 
@@ -242,9 +274,11 @@ class Rematcher:
             if image_packages is None:
                 continue
             findings = self.match(image_packages)
-            results.append(DigestResult(digest, findings, feed.revision, now))
-            before = stored.get(digest, ())
-            if finding_keys(before) != finding_keys(findings):
+            previous = stored.get(digest)
+            before = previous if previous is not None else ()
+            changed = previous is None or finding_keys(before) != finding_keys(findings)
+            results.append(DigestResult(digest, findings, feed.revision, now, changed))
+            if changed and finding_keys(before) != finding_keys(findings):
                 changes.append(ResultChange(digest, before, findings, feed.revision))
         portfolio.store_results(results)
         return changes

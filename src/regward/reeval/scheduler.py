@@ -9,9 +9,9 @@ Each `tick()`:
 3. runs queued jobs in batches of `batch_size` digests, recording the cursor after each batch,
    and passes every digest whose findings changed to the listeners.
 
-The first poll of a process has nothing to compare with. If the recorded feed revision (the
-revision the queue leads to) differs, the changes in between are unknown and a full pass is
-queued; otherwise the queue is resumed as it is.
+The first poll of a process has nothing to compare with. The recorded feed revision is the
+revision the queued jobs lead to. If the polled revision differs from it, the changes in between
+are unknown, so a full pass is queued. Otherwise the queue is resumed as it is.
 
 `tick()` blocks (feed reads, matching, database); `run()` calls it in a worker thread, so the
 event loop that serves registry requests keeps running while a pass is in progress.
@@ -111,7 +111,7 @@ class Scheduler:
     def tick(self) -> bool:
         """Run the three steps of the module docstring once; return whether work remains.
 
-        Errors of the feed or the database are logged and retried on the next tick; a failed
+        Errors of the feed or the database are logged and retried on the next tick. A failed
         feed poll does not stop queued jobs from running.
         """
         with self._lock:

@@ -199,8 +199,8 @@ class ImageScanner:
         if self.feeds is None:
             return ScanResult(
                 ScanStatus.UNSCANNED,
-                detail="the gate has no vulnerability feed",
-                remedy="start the gate with --feed PATH_OR_URL",
+                detail="no vulnerability feed is configured",
+                remedy="pass --feed PATH_OR_URL to regward serve or regward check",
             )
         try:
             feed = await self.feeds.get()

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from regward.signatures.artifacts import FoundBundle, FoundEvidence
-from regward.signatures.bundles import Authority, VerifiedBundle, verify_bundle
+from regward.signatures.bundles import (
+    Authority,
+    VerifiedBundle,
+    claimed_bundle_type,
+    verify_bundle,
+)
 from regward.signatures.cosign import (
     BUNDLE_ANNOTATION,
     CERTIFICATE_ANNOTATION,
@@ -401,9 +406,10 @@ def _assess_one(
                 statements.append(outcome)
                 claimed = True
     for bundle in found.bundles:
-        if bundle.predicate_type is not None and bundle.predicate_type != wanted:
+        claim = bundle.predicate_type or claimed_bundle_type(bundle.document)
+        if claim is not None and claim != wanted:
             continue
-        claimed = claimed or bundle.predicate_type == wanted
+        claimed = claimed or claim == wanted
         for authority in requirement.authorities:
             verified = cache.bundle(bundle, authority)
             if isinstance(verified, str):

@@ -143,6 +143,21 @@ def is_bundle_media_type(value: str | None) -> bool:
     return value is not None and value.replace(" ", "") in BUNDLE_MEDIA_TYPES
 
 
+def claimed_bundle_type(document: bytes) -> str | None:
+    """Return the predicate type an unverified bundle claims, normalised, or None if unreadable.
+
+    A message signature gives `MESSAGE_SIGNATURE_PREDICATE`. This only sorts evidence into
+    kinds; it proves nothing.
+    """
+    try:
+        parsed = _parse(document)
+    except SignatureVerificationError:
+        return None
+    if parsed.envelope is None:
+        return MESSAGE_SIGNATURE_PREDICATE
+    return peek_predicate_type(parsed.envelope.payload)
+
+
 def bundle_claims_signature(document: bytes, annotated_type: str | None) -> bool:
     """Tell whether an unverified bundle presents itself as an image signature.
 
@@ -151,15 +166,8 @@ def bundle_claims_signature(document: bytes, annotated_type: str | None) -> bool
     `dev.sigstore.bundle.predicateType` annotation, normalised, and is used when present.
     This only sorts evidence into signatures and attestations; it proves nothing.
     """
-    if annotated_type is not None:
-        return annotated_type == COSIGN_SIGN_PREDICATE_TYPE
-    try:
-        parsed = _parse(document)
-    except SignatureVerificationError:
-        return False
-    if parsed.envelope is None:
-        return True
-    return peek_predicate_type(parsed.envelope.payload) == COSIGN_SIGN_PREDICATE_TYPE
+    claimed = annotated_type if annotated_type is not None else claimed_bundle_type(document)
+    return claimed in (COSIGN_SIGN_PREDICATE_TYPE, MESSAGE_SIGNATURE_PREDICATE)
 
 
 def verify_bundle(document: bytes, subject_digest: str, authority: Authority) -> VerifiedBundle:

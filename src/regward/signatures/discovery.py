@@ -38,6 +38,7 @@ from regward.signatures.cosign import (
     signature_tag,
 )
 from regward.signatures.dsse import (
+    COSIGN_SIGN_PREDICATE_TYPE,
     DSSE_ENVELOPE_MEDIA_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
     MAX_ENVELOPE_SIZE,
@@ -81,8 +82,19 @@ BUILDKIT_PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
 _CHILD_CONCURRENCY = 4
 
 
-async def read_referrers(client: RegistryClient, repository: str, digest: str) -> ReferrerArtifacts:
-    """List the referrers of `repository@digest` and download every Sigstore bundle among them.
+async def read_referrers(
+    client: RegistryClient,
+    repository: str,
+    digest: str,
+    *,
+    signatures: bool = True,
+    attestations: bool = True,
+) -> ReferrerArtifacts:
+    """List the referrers of `repository@digest` and download the Sigstore bundles among them.
+
+    A bundle whose manifest annotates a predicate type is downloaded only when that kind is
+    wanted: `https://sigstore.dev/cosign/sign/v1` for `signatures`, any other type for
+    `attestations`. Bundles without the annotation are always downloaded.
 
     Returns:
         The referrers by kind. A failure to list is recorded in `fetch_errors` with the text
@@ -120,7 +132,9 @@ async def read_referrers(client: RegistryClient, repository: str, digest: str) -
 
     async def read(descriptor: Descriptor) -> None:
         async with semaphore:
-            await _read_bundle_referrer(client, repository, digest, descriptor, found)
+            await _read_bundle_referrer(
+                client, repository, digest, descriptor, found, (signatures, attestations)
+            )
 
     await asyncio.gather(*(read(descriptor) for descriptor in candidates))
     return found
@@ -132,6 +146,7 @@ async def _read_bundle_referrer(
     digest: str,
     descriptor: Descriptor,
     found: ReferrerArtifacts,
+    wanted: tuple[bool, bool],
 ) -> None:
     what = f"referrer {descriptor.digest}"
     manifest = await fetch_manifest(client, repository, descriptor.digest, what, found)
@@ -154,6 +169,10 @@ async def _read_bundle_referrer(
         )
         return
     annotated = manifest.annotations.get(BUNDLE_PREDICATE_ANNOTATION)
+    if annotated:
+        is_signature = normalize_predicate_type(annotated) == COSIGN_SIGN_PREDICATE_TYPE
+        if not wanted[0 if is_signature else 1]:
+            return
     for layer in bundle_layers[:1]:
         document = await fetch_blob(client, repository, layer, MAX_BUNDLE_SIZE, found)
         if document is not None:
@@ -205,7 +224,7 @@ async def read_attestation_evidence(
 
     # OCI 1.1 referrers: bundles and in-toto manifests.
     if referrers is None:
-        referrers = await read_referrers(client, repository, digest)
+        referrers = await read_referrers(client, repository, digest, signatures=False)
     evidence.fetch_errors.extend(referrers.fetch_errors)
     evidence.unusable.extend(referrers.unusable)
     evidence.bundles.extend(referrers.bundles)

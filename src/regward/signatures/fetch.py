@@ -228,7 +228,9 @@ async def _check_location(location: _Location, digest: str, tag: str) -> None:
     # referrers failure cannot turn a verified result into an error.
     if all(location.verified[authority.name] for authority in location.authorities):
         return
-    referrers = await read_referrers(location.client, location.repository, digest)
+    referrers = await read_referrers(
+        location.client, location.repository, digest, attestations=False
+    )
     if referrers.fetch_errors:
         location.fetch_errors.extend(referrers.fetch_errors)
         if not referrers.listed:

@@ -32,7 +32,7 @@ SECRET = b"test-webhook-secret"
 
 @dataclass
 class Receiver:
-    """Answers `failures` requests with 503, then 204; keeps what it received."""
+    """Return 503 to the first `failures` requests and 204 after them, keeping each request."""
 
     failures: int = 0
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
@@ -141,9 +141,7 @@ def test_failed_attempts_are_retried(store: Store) -> None:
 def test_last_failure_leaves_a_dead_letter(store: Store) -> None:
     receiver = Receiver(failures=100)
 
-    notifications = asyncio.run(
-        deliver(store, receiver, max_attempts=3, expect=DeliveryState.DEAD)
-    )
+    notifications = asyncio.run(deliver(store, receiver, max_attempts=3, expect=DeliveryState.DEAD))
 
     assert len(receiver.received) == 3
     (dead,) = notifications.deliveries(state=DeliveryState.DEAD)

@@ -294,6 +294,27 @@ async def test_bundle_about_other_digest_invalid(
     assert "another artifact" in results["sbom"].reasons[0]
 
 
+async def test_unannotated_bundle_by_stranger_invalid(
+    registry: RunningRegistry, client: RegistryClient, sigstore: PrivateSigstore, root: TrustRoot
+) -> None:
+    pushed = image(registry)
+    stranger = Identity("https://github.com/mallory/app/.github/workflows/x.yml@refs/heads/main")
+    bundle = keyless_bundle(sigstore, stranger, statement(pushed.digest, SPDX_DOCUMENT))
+    push_bundle_referrer(
+        registry.url, REPOSITORY, pushed, bundle, predicate_type=SPDX_DOCUMENT, annotate=False
+    )
+
+    results = await check_attestations(
+        client,
+        REPOSITORY,
+        pushed.digest,
+        [AttestationRequirement("sbom", SPDX_DOCUMENT, (gha(root),))],
+    )
+
+    assert results["sbom"].status is EvidenceStatus.INVALID
+    assert "subject does not match" in results["sbom"].reasons[0]
+
+
 async def test_count_requires_distinct_authorities(
     registry: RunningRegistry, client: RegistryClient
 ) -> None:

@@ -268,3 +268,24 @@ def test_cli_refuses_unsupported_unless_skipped(
 
     assert main([*arguments, "--key-dir", "relative/keys"]) == 2
     assert "--key-dir must be an absolute path" in capsys.readouterr().err
+
+
+def test_keyless_only_rule_rejects_and_notes(tmp_path: Path) -> None:
+
+    policy = parse_policy(
+        "rules:\n"
+        "  - name: gha\n"
+        "    repositories: ['prod/**']\n"
+        "    signatures:\n"
+        "      authorities:\n"
+        "        - name: gha\n"
+        "          keyless: {issuer: 'https://token.actions.githubusercontent.com',"
+        " subjectRegExp: '^https://github.com/acme/.+$'}\n",
+        base_dir=tmp_path,
+    )
+
+    export = export_containers_policy(policy, ["registry.example"])
+
+    scopes = export.policy["transports"]["docker"]
+    assert scopes["registry.example/prod"] == [{"type": "reject"}]
+    assert any(note.blocking and "keyless" in note.message for note in export.notes)
