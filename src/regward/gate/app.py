@@ -41,6 +41,7 @@ from regward.gate.push import PushController
 from regward.gate.reload import PolicyWatcher
 from regward.gate.settings import GateSettings, SettingsError
 from regward.gate.splice import SPLICE_EXTENSION, Splice
+from regward.gate.upstream import DirectManifestFetcher
 from regward.logs import request_id
 from regward.oci.client import Credentials, RegistryClient
 from regward.oci.digest import is_digest
@@ -50,6 +51,7 @@ from regward.policy.model import BlobAccess, Policy
 from regward.store.db import Store
 
 if TYPE_CHECKING:
+    from regward.reeval.gate import GateReevaluation
     from regward.scanning.scanner import ImageScanner
 
 logger = logging.getLogger(__name__)
@@ -99,8 +101,10 @@ class Gate:
         self.client: RegistryClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._watcher: PolicyWatcher | None = None
+        self._fetcher: DirectManifestFetcher | None = None
         self.decider: Decider | None = None
         self.scanner: ImageScanner | None = None
+        self.reevaluation: GateReevaluation | None = None
         self.push: PushController | None = None
         self.auth: Any = None
         self.admission: Any = None
@@ -135,16 +139,27 @@ class Gate:
             insecure=self.settings.upstream_insecure,
             session=self._session,
         )
+        from regward.reeval.gate import GateReevaluation
+
+        self.reevaluation = GateReevaluation(self.settings, self.store, lambda: self.policy)
         self.scanner = self._create_scanner(self.client)
+        self._fetcher = (
+            DirectManifestFetcher(self.settings.upstream)
+            if self.settings.upstream_username is None
+            else None
+        )
         self.decider = Decider(
             self.policy,
             self.client,
             self.audit,
+            fetcher=self._fetcher,
             decision_ttl=self.settings.decision_cache_seconds,
             manifest_cache_bytes=self.settings.manifest_cache_bytes,
             scanner=self.scanner,
+            rescan_budget=self.settings.rescan_budget,
         )
         self.push = PushController(self.decider, self.client, self.store, self.audit)
+        await self.reevaluation.start(self.decider)
         self.audit.start()
         self._watcher = PolicyWatcher(
             self.settings.policy_path,
@@ -181,14 +196,19 @@ class Gate:
         from regward.store.scans import ScanStore
 
         source = self.settings.feed
-        feeds = None
+        feeds: FeedProvider | None = None
         if source is not None:
             if not is_url(source) and not Path(source).exists():
                 raise SettingsError(
                     f"feed {source} does not exist: expected a directory or zip of OSV records, "
                     "a feed store directory, or an http(s) URL"
                 )
-            feeds = FeedProvider(source, store_dir=self.settings.feed_store)
+            reevaluation = self.reevaluation
+            if reevaluation is not None and reevaluation.feeds is not None:
+                # The scanner matches against the feed the re-evaluation scheduler polls.
+                feeds = reevaluation.feeds
+            else:
+                feeds = FeedProvider(source, store_dir=self.settings.feed_store)
         scanner = ImageScanner(
             client,
             feeds,
@@ -204,13 +224,15 @@ class Gate:
         scanner.load_feed_in_background()
         return scanner
 
-    def _scan_after_push(self, send: Send, repository: str) -> Send:
-        """Wrap `send` so that a manifest pushed under a scanning rule is scanned in the background."""
+    def _scan_after_push(self, send: Send, repository: str, reference: str) -> Send:
+        """Wrap `send` so that a manifest pushed under a scanning rule is scanned in the background
+        and added to the re-evaluation portfolio."""
         assert self.decider is not None
         rule = self.decider.rule_for(repository)
         scanner = self.scanner
         if rule is None or rule.vulnerabilities is None or scanner is None:
             return send
+        reevaluation = self.reevaluation
 
         async def watching_send(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 201:
@@ -218,6 +240,8 @@ class Gate:
                 if is_digest(digest.decode("latin-1")):
                     assert scanner is not None
                     scanner.scan_in_background(repository, digest.decode("latin-1"))
+                    if reevaluation is not None:
+                        reevaluation.saw_push(repository, reference, digest.decode("latin-1"))
             await send(message)
 
         return watching_send
@@ -234,9 +258,13 @@ class Gate:
             return
         if self._watcher is not None:
             await self._watcher.stop()
+        if self.reevaluation is not None:
+            await self.reevaluation.stop()
         if self.scanner is not None:
             await self.scanner.close()
         self.audit.stop()
+        if self._fetcher is not None:
+            self._fetcher.close()
         if self.client is not None:
             await self.client.close()
         if self._session is not None:
@@ -306,6 +334,11 @@ class Gate:
         if path.startswith("/token") and self.auth is not None:
             await self._token(scope, receive, send)
             return
+        if path == "/regward/v1/promotions":
+            from regward.promotion.gateapi import handle_promotion
+
+            await handle_promotion(self, scope, receive, send)
+            return
         if path.startswith(("/admission/", "/gatekeeper/")) and self.admission is not None:
             await self.admission.handle(scope, receive, send)
             return
@@ -358,6 +391,8 @@ class Gate:
         if method in ("GET", "HEAD"):
             head = method == "HEAD"
             outcome = await self.decider.decide_pull(route.name, route.reference, context)
+            if self.reevaluation is not None and outcome.status in (200, 403):
+                self.reevaluation.saw_pull(route.name, route.reference, outcome.digest)
             if outcome.status == 200:
                 headers = [
                     (b"docker-content-digest", outcome.digest.encode()),
@@ -389,7 +424,7 @@ class Gate:
             )
             return
         if method == "PUT":
-            watched = self._scan_after_push(send, route.name)
+            watched = self._scan_after_push(send, route.name, route.reference)
             await self.push.put_manifest(scope, receive, watched, route, context)
             return
         if method == "DELETE":

@@ -17,13 +17,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from regward.gate.audit import AuditWriter
 from regward.gate.caches import BoundedMap, BoundedSet, CachedManifest, DecisionCache, ManifestCache
 from regward.gate.evidence import EvidenceGatherer, GatheredEvidence
-from regward.oci.client import RegistryClient
+from regward.gate.upstream import DirectManifestFetcher
+from regward.oci.client import FetchedManifest, RegistryClient
 from regward.oci.digest import is_digest
 from regward.oci.errors import (
     DigestMismatchError,
@@ -46,12 +47,17 @@ from regward.policy.vulnerabilities import ScanStatus, VulnerabilityFacts
 from regward.store.db import AuditRecord
 
 if TYPE_CHECKING:
-    from regward.scanning.scanner import ImageScanner
+    from regward.scanning.scanner import ImageScanner, ScanResult
 
 logger = logging.getLogger(__name__)
 
 # Decisions that rest on evidence the gate could not fetch are not cached, so the next pull retries.
-_UNCACHED_REASONS = frozenset({"evidence-unavailable", "evidence-incomplete", "scan-unavailable"})
+_UNCACHED_REASONS = frozenset(
+    {"evidence-unavailable", "evidence-incomplete", "scan-unavailable", "scan-stale"}
+)
+
+DEFAULT_RESCAN_BUDGET = 2.0
+"""Seconds a pull waits to refresh a scan result that is older than the rule's `maxScanAge`."""
 
 MAX_INDEX_CHILDREN_CHECKED = 64
 """An index with more children than this is not evaluated child by child (self-or-children)."""
@@ -128,10 +134,20 @@ class Decider:
         manifest_cache_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         scanner: ImageScanner | None = None,
+        rescan_budget: float = DEFAULT_RESCAN_BUDGET,
+        fetcher: DirectManifestFetcher | None = None,
     ) -> None:
         self.policy = policy
+        self.fetcher = fetcher
+        """The gate's lean manifest fetcher; None means every fetch uses the registry client."""
         self.scanner = scanner
         """Scans images for rules with a `vulnerabilities` section; None means no feed."""
+        self.rescan_budget = rescan_budget
+        """Seconds a pull waits to match an image again whose result is older than the rule's
+        `maxScanAge`; after that the pull is denied as stale (the match goes on)."""
+        self.scanned_parents = BoundedMap(500_000)
+        """("", platform manifest digest) → the last index scanned through it, so a change of
+        the platform manifest's findings also drops the index's decisions."""
         self.client = client
         self.audit = audit
         self.manifests = ManifestCache(manifest_cache_bytes)
@@ -155,6 +171,14 @@ class Decider:
 
     # -- pulls ----------------------------------------------------------------------------
 
+    async def _get_manifest(self, repository: str, reference: str) -> FetchedManifest:
+        """Fetch and verify a manifest, through the lean fetcher when it can serve the request."""
+        if self.fetcher is not None:
+            fetched = await self.fetcher.get_manifest(repository, reference)
+            if fetched is not None:
+                return fetched
+        return await self.client.get_manifest(repository, reference)
+
     def blob_allowed(self, repository: str, digest: str) -> bool:
         """Tell whether `digest` belongs to a manifest allowed in `repository`."""
         return (repository, digest) in self.allowed_blobs
@@ -170,7 +194,7 @@ class Decider:
             digest = reference
         else:
             try:
-                fetched = await self.client.get_manifest(repository, reference)
+                fetched = await self._get_manifest(repository, reference)
             except NotFoundError as exc:
                 return PullOutcome(
                     404, None, error_code=exc.code or "MANIFEST_UNKNOWN", message=str(exc)
@@ -265,8 +289,38 @@ class Decider:
         self.stats.decisions[verdict] = self.stats.decisions.get(verdict, 0) + 1
         return decision, False
 
+    async def evaluate_as(
+        self,
+        rule_repository: str,
+        repository: str,
+        digest: str,
+        manifest: Manifest,
+        *,
+        rescan_budget: float | None = None,
+    ) -> Decision:
+        """Decide `repository@digest` under the rule of another repository, without caching.
+
+        For promotions: the evidence (signatures, attestations, scan) is read where the image
+        is, and the rule is the destination's.
+
+        Args:
+            rule_repository: the repository whose rule decides.
+            repository: the repository that holds the image and its accessories.
+            digest: the manifest digest, resolved once.
+            manifest: the manifest of `digest`.
+            rescan_budget: seconds to wait when a stale scan result is matched again; the
+                decider's `rescan_budget` when None.
+        """
+        rule = self.rule_for(rule_repository)
+        return await self._evaluate(rule, repository, digest, manifest, rescan_budget)
+
     async def _evaluate(
-        self, rule: Rule | None, repository: str, digest: str, manifest: Manifest
+        self,
+        rule: Rule | None,
+        repository: str,
+        digest: str,
+        manifest: Manifest,
+        rescan_budget: float | None = None,
     ) -> Decision:
         requires_evidence = rule is not None and (
             rule.signatures is not None or bool(rule.attestations)
@@ -279,7 +333,9 @@ class Decider:
                 is_index=False,
                 signatures=(),
                 inherited_from=digest,
-                vulnerabilities=await self._vulnerability_facts(rule, repository, digest, manifest),
+                vulnerabilities=await self._vulnerability_facts(
+                    rule, repository, digest, manifest, rescan_budget
+                ),
             )
             return evaluate(self.policy, rule, facts)
         inherited = self.signed_parents.get((repository, digest))
@@ -306,7 +362,9 @@ class Decider:
             )
             if other_checks.verdict is Verdict.DENY:
                 return other_checks
-            scan = await self._vulnerability_facts(rule, repository, digest, manifest)
+            scan = await self._vulnerability_facts(
+                rule, repository, digest, manifest, rescan_budget
+            )
             facts = dataclasses.replace(facts, vulnerabilities=scan)
         decision = evaluate(self.policy, rule, facts)
         logger.debug(
@@ -315,12 +373,22 @@ class Decider:
         return decision
 
     async def _vulnerability_facts(
-        self, rule: Rule | None, repository: str, digest: str, manifest: Manifest
+        self,
+        rule: Rule | None,
+        repository: str,
+        digest: str,
+        manifest: Manifest,
+        rescan_budget: float | None = None,
     ) -> VulnerabilityFacts | None:
-        """Return the scan result that a rule with a `vulnerabilities` section needs."""
+        """Return the scan result that a rule with a `vulnerabilities` section needs.
+
+        A result older than the rule's `maxScanAge` is matched again, waiting at most
+        `rescan_budget` seconds; a result still too old after that is reported as stale.
+        """
         if rule is None or rule.vulnerabilities is None:
             return None
-        today = datetime.now(UTC).date()
+        now = datetime.now(UTC)
+        today = now.date()
         if is_accessory_manifest(manifest):
             return VulnerabilityFacts(ScanStatus.NOT_APPLICABLE, today)
         if self.scanner is None:
@@ -330,8 +398,54 @@ class Decider:
                 detail="no vulnerability feed is configured",
                 remedy="pass --feed PATH_OR_URL to regward serve or regward check",
             )
+        if manifest.is_index:
+            for child in manifest.manifests:
+                self.scanned_parents.set(("", child.digest), digest)
         result = await self.scanner.scan(repository, digest, manifest)
-        return result.facts(today)
+        max_age = rule.vulnerabilities.max_scan_age
+        if (
+            max_age is not None
+            and result.status is ScanStatus.SCANNED
+            and result.scanned_at is not None
+            and now - result.scanned_at > max_age
+        ):
+            budget = self.rescan_budget if rescan_budget is None else rescan_budget
+            result = await self._refresh_scan(repository, digest, manifest, result, max_age, budget)
+            now = datetime.now(UTC)
+        return result.facts(today, now)
+
+    async def _refresh_scan(
+        self,
+        repository: str,
+        digest: str,
+        manifest: Manifest,
+        stale: ScanResult,
+        max_age: timedelta,
+        budget: float,
+    ) -> ScanResult:
+        """Match a result older than `max_age` again within `budget` seconds."""
+        assert self.scanner is not None
+        try:
+            refreshed = await asyncio.wait_for(
+                self.scanner.scan(repository, digest, manifest, max_age=max_age.total_seconds()),
+                budget,
+            )
+        except TimeoutError:
+            logger.info(
+                "re-matching the stale scan of %s@%s did not finish within %g s",
+                repository,
+                digest,
+                budget,
+            )
+            return dataclasses.replace(
+                stale,
+                status=ScanStatus.STALE,
+                detail=f"matching it again did not finish within {budget:g} s",
+            )
+        if refreshed.status is not ScanStatus.SCANNED:
+            return dataclasses.replace(stale, status=ScanStatus.STALE, detail=refreshed.detail)
+        logger.info("re-matched the stale scan of %s@%s", repository, digest)
+        return refreshed
 
     def _remember_allowed(
         self, repository: str, digest: str, manifest: Manifest, decision: Decision
@@ -352,6 +466,17 @@ class Decider:
                 self.signed_parents.set((repository, child.digest), digest)
 
     # -- invalidation ---------------------------------------------------------------------
+
+    def findings_changed(self, digest: str) -> None:
+        """Forget decisions about `digest`, and about the last index scanned through it, after
+        its findings changed (a feed record that affects it appeared, changed or was withdrawn).
+        """
+        dropped = self.decisions.invalidate_digest(digest)
+        parent = self.scanned_parents.get(("", digest))
+        if parent is not None:
+            dropped += self.decisions.invalidate_digest(parent)
+        if dropped:
+            logger.info("findings of %s changed: %d cached decisions dropped", digest, dropped)
 
     def signatures_changed(self, digest: str) -> None:
         """Forget decisions about `digest` after its signatures or attestations changed."""
