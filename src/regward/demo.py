@@ -268,7 +268,7 @@ def run_demo(keep: bool = False) -> int:
                     f"oci:{target}:v1",
                 )
                 allowed = pulled.returncode == 0
-                verdict = "ALLOWED" if allowed else "DENIED "
+                verdict = "ALLOWED" if allowed else "DENIED"
                 detail = "" if allowed else "\n           " + _last_line(pulled.stderr)
                 _say(f"pull     : demo/{name}:v1  -> {verdict}{detail}")
                 if allowed != expect_allowed:
@@ -283,7 +283,7 @@ def run_demo(keep: bool = False) -> int:
                 f"oci:{other}:v1",
                 f"docker://{gate}/demo/signed:v1",
             )
-            verdict = "ALLOWED" if moved.returncode == 0 else "DENIED "
+            verdict = "ALLOWED" if moved.returncode == 0 else "DENIED"
             detail = "" if moved.returncode == 0 else "\n           " + _last_line(moved.stderr)
             _say(f"push     : another image to demo/signed:v1 (immutable tag) -> {verdict}{detail}")
             if moved.returncode == 0:

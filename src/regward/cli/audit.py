@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--database",
-        default=os.environ.get("REGWARD_DATABASE", "sqlite:///regward.db"),
-        help="database URL (default sqlite:///regward.db, or REGWARD_DATABASE)",
+        default=os.environ.get("REGWARD_DATABASE_URL", "sqlite:///regward.db"),
+        help="database URL (default: REGWARD_DATABASE_URL, else sqlite:///regward.db)",
     )
     parser.add_argument("--repository", help="only records of this repository")
     parser.add_argument("--digest", help="only records of this digest")

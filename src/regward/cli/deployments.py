@@ -36,8 +36,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--namespace", help="only this Kubernetes namespace")
     parser.add_argument(
         "--database",
-        default=os.environ.get("REGWARD_DATABASE", DEFAULT_DATABASE),
-        help="SQLAlchemy URL of the gate's database (default: REGWARD_DATABASE or "
+        default=os.environ.get("REGWARD_DATABASE_URL", DEFAULT_DATABASE),
+        help="SQLAlchemy URL of the gate's database (default: REGWARD_DATABASE_URL or "
         f"{DEFAULT_DATABASE})",
     )
     parser.add_argument(

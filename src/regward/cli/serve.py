@@ -50,6 +50,18 @@ def register(subparsers: Any) -> None:
         "activates a new revision), or an http(s) base URL synced at start-up",
     )
     parser.add_argument(
+        "--feed-interval",
+        metavar="DURATION",
+        help="how often the re-evaluation scheduler polls --feed and re-matches the images that "
+        "changed records affect, such as 2s or 15m; 0 turns it off (default: 15m)",
+    )
+    parser.add_argument(
+        "--rescan-budget",
+        metavar="DURATION",
+        help="how long a pull waits to match again an image whose scan result is older than "
+        "its rule's maxScanAge before it is denied as stale (default: 2s)",
+    )
+    parser.add_argument(
         "--feed-store",
         metavar="DIR",
         help="directory an http(s) --feed is synced into (default: REGWARD_FEED_STORE, else "
@@ -74,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         upstream_insecure=args.upstream_insecure,
         feed=args.feed,
         feed_store=args.feed_store,
+        feed_interval=args.feed_interval,
+        rescan_budget=args.rescan_budget,
     )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SettingsError("--tls-cert and --tls-key must be given together")
@@ -92,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         http=SpliceHttpProtocol,
         lifespan="on",
         access_log=False,
-        log_level="warning",
+        log_config=None,
         server_header=False,
         date_header=False,
         timeout_keep_alive=30,
@@ -100,5 +114,11 @@ def run(args: argparse.Namespace) -> int:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
     )
+    # uvicorn's own messages go through regward's handler (text or JSON) at ERROR, which hides
+    # the warning it logs for every TLS probe that clients with --tls-verify=false send first.
+    server_logger = logging.getLogger("uvicorn")
+    server_logger.handlers[:] = logging.getLogger("regward").handlers
+    server_logger.setLevel(logging.ERROR)
+    server_logger.propagate = False
     uvicorn.Server(config).run()
     return EXIT_OK

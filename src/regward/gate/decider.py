@@ -27,6 +27,7 @@ from regward.gate.upstream import DirectManifestFetcher
 from regward.oci.client import FetchedManifest, RegistryClient
 from regward.oci.digest import is_digest
 from regward.oci.errors import (
+    AuthenticationError,
     DigestMismatchError,
     ManifestError,
     NotFoundError,
@@ -144,7 +145,7 @@ class Decider:
         """Scans images for rules with a `vulnerabilities` section; None means no feed."""
         self.rescan_budget = rescan_budget
         """Seconds a pull waits to match an image again whose result is older than the rule's
-        `maxScanAge`; after that the pull is denied as stale (the match goes on)."""
+        `maxScanAge`. After that the pull is denied as stale, and the match goes on."""
         self.scanned_parents = BoundedMap(500_000)
         """("", platform manifest digest) → the last index scanned through it, so a change of
         the platform manifest's findings also drops the index's decisions."""
@@ -204,6 +205,18 @@ class Decider:
                 logger.warning("upstream manifest %s:%s rejected: %s", repository, reference, exc)
                 self._audit_error(repository, reference, "", str(exc), context)
                 return PullOutcome(502, None, error_code="UNKNOWN", message=str(exc))
+            except AuthenticationError as exc:
+                # The upstream refused access: wrong gate credentials, or the "upstream" is itself a
+                # regward gate that denied the image. Either way it is not an outage.
+                self.stats.upstream_errors += 1
+                logger.warning("upstream refused %s:%s: %s", repository, reference, exc)
+                self._audit_error(repository, reference, "", str(exc), context)
+                return PullOutcome(
+                    503,
+                    None,
+                    error_code="UNAVAILABLE",
+                    message=f"the upstream refused access to {repository}:{reference}: {exc}",
+                )
             except (RegistryError, OCIError) as exc:
                 self.stats.upstream_errors += 1
                 logger.warning("upstream unavailable for %s:%s: %s", repository, reference, exc)
@@ -305,7 +318,7 @@ class Decider:
 
         Args:
             rule_repository: the repository whose rule decides.
-            repository: the repository that holds the image and its accessories.
+            repository: the repository that contains the image and its accessories.
             digest: the manifest digest, resolved once.
             manifest: the manifest of `digest`.
             rescan_budget: seconds to wait when a stale scan result is matched again; the
@@ -383,7 +396,7 @@ class Decider:
         """Return the scan result that a rule with a `vulnerabilities` section needs.
 
         A result older than the rule's `maxScanAge` is matched again, waiting at most
-        `rescan_budget` seconds; a result still too old after that is reported as stale.
+        `rescan_budget` seconds. A result still too old after that is reported as stale.
         """
         if rule is None or rule.vulnerabilities is None:
             return None

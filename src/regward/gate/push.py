@@ -301,6 +301,16 @@ class PushController:
         rule: Rule | None,
         reason: str,
     ) -> None:
+        if decision == "deny":
+            logger.info(
+                "%s of %s:%s by %s denied by rule %s: %s",
+                action,
+                repository,
+                reference,
+                context.identity or context.client_address or "-",
+                rule.name if rule else "-",
+                reason,
+            )
         self.audit.submit(
             AuditRecord(
                 time=datetime.now(UTC),

@@ -1,9 +1,11 @@
-"""Reload the policy file while the gate runs.
+"""Reload the policy while the gate runs.
 
-The watcher checks the file's modification time and size every few seconds and loads it again when
-either changed. A file that no longer loads (a typo, a missing key file) leaves the running policy in
-place and logs the error, so a bad edit never opens or closes the gate by accident. The new revision
-changes every decision cache key, so cached decisions of the old policy stop matching at once.
+The watcher loads the policy again every few seconds and compares revisions. The revision hashes
+the policy file and every key file it names, so replacing a key file (a rotation or a revocation)
+takes effect as surely as editing the policy. A policy that no longer loads (a typo, a missing key
+file) leaves the running policy in place and logs the error once per distinct error, so a bad edit
+never opens or closes the gate by accident. The new revision changes every decision cache key, so
+cached decisions of the old policy stop matching at once.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from regward.policy.model import Policy
 logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
-"""Seconds between two checks of the policy file."""
+"""Seconds between two loads of the policy."""
 
 
 class PolicyWatcher:
-    """Poll a policy file and hand each new valid version to `on_change`."""
+    """Load a policy file periodically and hand each new valid revision to `on_change`."""
 
     def __init__(
         self,
@@ -38,32 +40,25 @@ class PolicyWatcher:
         self._current = current
         self._on_change = on_change
         self._interval = interval
-        self._stamp = self._read_stamp()
+        self._last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def _read_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_mtime_ns, stat.st_size)
-
     def check(self) -> bool:
-        """Load the file again if it changed; return True when a new policy was applied."""
-        stamp = self._read_stamp()
-        if stamp is None or stamp == self._stamp:
-            return False
-        self._stamp = stamp
+        """Load the policy again; return True when a new revision was applied."""
         try:
             policy = load_policy(self._path)
         except RegwardError as exc:
-            logger.error(
-                "policy %s changed but does not load, keeping revision %s: %s",
-                self._path,
-                self._current.revision[:12],
-                exc,
-            )
+            message = str(exc)
+            if message != self._last_error:
+                logger.error(
+                    "policy %s does not load, keeping revision %s: %s",
+                    self._path,
+                    self._current.revision[:12],
+                    message,
+                )
+                self._last_error = message
             return False
+        self._last_error = None
         if policy.revision == self._current.revision:
             return False
         logger.info(

@@ -217,6 +217,12 @@ def evaluate(policy: Policy, rule: Rule | None, facts: Facts) -> Decision:
                 verdict = Verdict.DENY
             reasons += attestation_reasons
         decision = _decide(policy, rule, facts, verdict, reasons)
+        if rule.vulnerabilities is not None:
+            from regward.policy.vulnerabilities import scan_valid_until
+
+            scan_until = scan_valid_until(rule.vulnerabilities, facts.vulnerabilities)
+            if scan_until is not None and (valid_until is None or scan_until < valid_until):
+                valid_until = scan_until
         if verdict is Verdict.ALLOW and valid_until is not None:
             decision = replace(decision, valid_until=valid_until)
     logger.debug(
@@ -426,8 +432,14 @@ def _signed_children_note(facts: Facts, names: Sequence[str], needed: int) -> st
     )
 
 
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_DETAIL_LENGTH:
+        return text
+    return text[: MAX_DETAIL_LENGTH - 1] + "…"
+
+
 def _detail(item: AuthorityEvidence, default: str) -> str:
-    details = [_one_line(text)[:MAX_DETAIL_LENGTH] for text in item.reasons if text.strip()]
+    details = [_shorten(_one_line(text)) for text in item.reasons if text.strip()]
     return ", ".join(details) if details else default
 
 

@@ -446,5 +446,5 @@ def _result(location: _Location, name: str, digest: str, tag: str) -> AuthorityR
         counted = f"{found} signature{'' if found == 1 else 's'} found, all failed"
     else:
         counted = "no usable signature found"
-    summary = f"no signature verified by authority {name!r}: {counted}: {details}"
+    summary = f"{counted}: {details}"
     return AuthorityResult(name, EvidenceStatus.INVALID, (), (summary,))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.gate.conftest import Keys
+from tests.integration.gate.conftest import Keys, Signer, write_policy
 from tests.support.gate import RunningGate, run_gate
 from tests.support.images import push_image
 from tests.support.registry import RunningRegistry
@@ -64,3 +64,24 @@ def test_policy_edit_applies_and_broken_edit_is_ignored(
     assert after_broken == 200
     assert "reloaded" in log
     assert "does not load" in log
+
+
+def test_replaced_key_file_applies(
+    tmp_path: Path, registry: RunningRegistry, keys: Keys, sign: Signer
+) -> None:
+    from regward.signatures.sign import generate_keypair
+
+    image = push_image(registry.url, "test/rotated", "v1")
+    sign("test/rotated", image.digest)
+    policy = write_policy(tmp_path, keys)
+    config = tmp_path / "gate.yaml"
+    config.write_text("policyReloadSeconds: 0.2\n")
+    url = "/v2/test/rotated/manifests/v1"
+    with run_gate(tmp_path, registry.url, policy, config=config) as gate:
+        before = status_of(gate.url + url)
+        _, other_public = generate_keypair()
+        (tmp_path / "cosign.pub").write_bytes(other_public)
+        after = wait_for_status(gate.url + url, 403)
+
+    assert before == 200
+    assert after == 403
