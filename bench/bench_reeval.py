@@ -49,19 +49,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from regward.reeval import (
     FeedUpdate,
     JobStore,
     MemoryPortfolio,
+    Portfolio,
     ResultChange,
     Scheduler,
     SchedulerSettings,
     diff_feeds,
 )
+from regward.reeval.scanportfolio import ScanPortfolio
 from regward.sbom.catalog import catalog_layers
+from regward.sbom.interface import Catalog
 from regward.sbom.model import Package
 from regward.sbom.sources import LayerBlob
+from regward.scanning.scanner import index_keys
 from regward.store import Store
+from regward.store.scans import ImageFindingRow, ImageScanRow, ScanStore
 from regward.vulns import Feed, Severity, load_raw, parse_record
 
 DENY_AT = Severity.HIGH
@@ -258,6 +265,42 @@ class Decisions:
                     self.denied.discard(change.digest)
 
 
+# --- storage ------------------------------------------------------------------------------
+
+
+def store_catalogs(store: Store, portfolio: MemoryPortfolio) -> ScanPortfolio:
+    """Write every image's catalog and index keys into the gate's scan tables."""
+    scans = ScanStore(store.engine)
+    now = datetime.now(UTC)
+    digests = portfolio.digests_after(None, len(portfolio))
+    for digest, packages in portfolio.packages(digests).items():
+        scans.save_catalog(
+            digest,
+            Catalog(packages=tuple(packages)),
+            cataloged_at=now,
+            seconds=0.0,
+            index_keys=index_keys(packages),
+        )
+    return ScanPortfolio(store.engine)
+
+
+def result_counts(images: Portfolio, revision: str) -> tuple[int, int]:
+    """Return (findings stored, results on another revision than `revision`)."""
+    if isinstance(images, MemoryPortfolio):
+        results = images.results.values()
+        return (
+            sum(len(result.findings) for result in results),
+            sum(1 for result in results if result.feed_revision != revision),
+        )
+    assert isinstance(images, ScanPortfolio)
+    with images.engine.connect() as connection:
+        findings = connection.execute(select(func.count()).select_from(ImageFindingRow)).scalar()
+        stale = connection.execute(
+            select(func.count()).where(ImageScanRow.feed_revision != revision)
+        ).scalar()
+    return int(findings or 0), int(stale or 0)
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -272,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="folder that contains osv/ (default: $REGWARD_DATA_DIR or /work/shared/data)",
     )
     parser.add_argument("--seed", type=int, default=20261201, help="random seed")
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite"),
+        default="memory",
+        help="where catalogs and results live: in memory (the matching engine alone), or in the "
+        "gate's scan tables in a SQLite file (default: memory)",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
 
@@ -312,9 +362,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         store = Store(f"sqlite:///{scratch}/bench.db")
         store.migrate()
         jobs = JobStore(store.engine)
+        images: Portfolio = portfolio
+        if args.store == "sqlite":
+            started = time.perf_counter()
+            images = store_catalogs(store, portfolio)
+            print(
+                f"stored {len(portfolio)} catalogs in the scan tables in "
+                f"{time.perf_counter() - started:.2f} s"
+            )
         scheduler = Scheduler(
             source,
-            portfolio,
+            images,
             jobs,
             settings=SchedulerSettings(feed_interval=1e-6, full_interval=0, batch_size=500),
             listeners=[decisions],
@@ -326,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         scheduler.run_until_idle()
         full_seconds = time.perf_counter() - started
         full_job = jobs.jobs()[0]
-        findings = sum(len(result.findings) for result in portfolio.results.values())
+        findings, _ = result_counts(images, feed.revision)
         memo = scheduler.rematcher
         print(
             f"full pass: {full_job.processed} images in {full_seconds:.2f} s "
@@ -348,15 +406,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         source.pending.append(
             FeedUpdate(new_feed, new_feed.revision, feed.revision, changed_ids, changed_keys)
         )
-        affected = len(portfolio.digests_for_keys(changed_keys))
+        affected = len(images.digests_for_keys(changed_keys))
         apply_started = time.perf_counter()
         scheduler.run_until_idle()
         apply_seconds = time.perf_counter() - apply_started
         delta_seconds = time.perf_counter() - started
         delta_job = jobs.jobs()[0]
-        stale = sum(
-            1 for result in portfolio.results.values() if result.feed_revision != new_feed.revision
-        )
+        _, stale = result_counts(images, new_feed.revision)
         print(
             f"delta: {len(changed_ids)} records changed ({kinds['modified']} modified, "
             f"{kinds['withdrawn']} withdrawn, {kinds['new']} new), {len(changed_keys)} package keys, "

@@ -8,9 +8,15 @@ import getpass
 import json
 import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from regward.cli.main import EXIT_DENIED, EXIT_OK
+
+if TYPE_CHECKING:
+    from regward.oci.client import RegistryClient
+    from regward.scanning.scanner import ImageScanner
+    from regward.store.db import Store
 
 DEFAULT_DATABASE = "sqlite:///regward.db"
 
@@ -43,6 +49,18 @@ def register(subparsers: Any) -> None:
         help="SQLAlchemy URL of the audit database (default: REGWARD_DATABASE_URL, else "
         f"{DEFAULT_DATABASE})",
     )
+    parser.add_argument(
+        "--feed",
+        default=os.environ.get("REGWARD_FEED"),
+        help="OSV feed for destination rules with a `vulnerabilities` section: a directory or zip "
+        "of records, a feed store directory, or an http(s) URL (default: REGWARD_FEED). Without "
+        "it such rules see the image as unscanned",
+    )
+    parser.add_argument(
+        "--feed-store",
+        help="directory an http(s) --feed is synced into (default: REGWARD_FEED_STORE, else "
+        "~/.cache/regward/feed)",
+    )
     parser.add_argument("--output", choices=("text", "json"), default="text", help="output format")
     parser.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP to non-loopback registries"
@@ -59,7 +77,7 @@ async def _promote(args: argparse.Namespace) -> int:
     from regward.oci.client import RegistryClient
     from regward.oci.reference import parse_reference
     from regward.policy.load import load_policy
-    from regward.promotion import PolicyCheck, Promoter, PromotionError
+    from regward.promotion import PolicyCheck, Promoter, PromotionError, result_json
     from regward.store.db import Store
 
     if not args.policy:
@@ -73,55 +91,35 @@ async def _promote(args: argparse.Namespace) -> int:
 
     with Store(args.database) as store:
         await asyncio.to_thread(store.migrate)
-        promoter = Promoter(
-            PolicyCheck(policy),
-            audit=lambda record: store.record([record]),
-            identity=_identity(),
-        )
         async with RegistryClient.for_registry(
             source.registry, insecure=args.insecure
         ) as source_client:
-            if destination.registry == source.registry:
-                result = await promoter.promote(source_client, source, source_client, destination)
-            else:
-                async with RegistryClient.for_registry(
-                    destination.registry, insecure=args.insecure
-                ) as destination_client:
+            scanner = _scanner(args, source_client, store)
+            promoter = Promoter(
+                PolicyCheck(policy, scanner=scanner),
+                audit=lambda record: store.record([record]),
+                identity=_identity(),
+            )
+            try:
+                if destination.registry == source.registry:
                     result = await promoter.promote(
-                        source_client, source, destination_client, destination
+                        source_client, source, source_client, destination
                     )
+                else:
+                    async with RegistryClient.for_registry(
+                        destination.registry, insecure=args.insecure
+                    ) as destination_client:
+                        result = await promoter.promote(
+                            source_client, source, destination_client, destination
+                        )
+            finally:
+                if scanner is not None:
+                    await scanner.close()
+        if result.promoted:
+            _record_membership(store, result.digest, destination.repository, destination.tag)
 
     if args.output == "json":
-        document: dict[str, object] = {
-            "promoted": result.promoted,
-            "source": result.source,
-            "destination": result.destination,
-            "digest": result.digest,
-            "tag": result.tag,
-            "rule": result.check.rule,
-            "policyRevision": result.check.policy_revision,
-            "reasons": list(result.check.reasons),
-        }
-        if result.report is not None:
-            report = result.report
-            document["copied"] = {
-                "manifests": report.manifests_copied,
-                "manifestsPresent": report.manifests_present,
-                "blobs": {str(kind): count for kind, count in report.blobs.items()},
-                "bytesStreamed": report.bytes_streamed,
-                "accessories": [
-                    {
-                        "kind": str(item.kind),
-                        "subject": item.subject,
-                        "digest": item.digest,
-                        "tag": item.tag,
-                        "merged": item.merged,
-                        "artifactType": item.artifact_type,
-                    }
-                    for item in report.accessories
-                ],
-            }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(result_json(result), indent=2))
     elif result.promoted:
         assert result.report is not None
         report = result.report
@@ -147,6 +145,27 @@ async def _promote(args: argparse.Namespace) -> int:
         for reason in result.check.reasons:
             print(f"  - {reason}", file=sys.stderr)
     return EXIT_OK if result.promoted else EXIT_DENIED
+
+
+def _scanner(args: argparse.Namespace, client: RegistryClient, store: Store) -> ImageScanner | None:
+    """Return a scanner of the source registry when a feed is given."""
+    if not args.feed:
+        return None
+    from regward.scanning.feeds import FeedProvider, default_store_dir
+    from regward.scanning.scanner import ImageScanner
+    from regward.store.scans import ScanStore
+
+    feeds = FeedProvider(
+        args.feed, store_dir=Path(args.feed_store) if args.feed_store else default_store_dir()
+    )
+    return ImageScanner(client, feeds, ScanStore(store.engine), timeout=None)
+
+
+def _record_membership(store: Store, digest: str, repository: str, tag: str | None) -> None:
+    """Add the promoted digest to the portfolio of the destination repository."""
+    from regward.reeval.membership import Membership, MembershipStore, Sighting
+
+    MembershipStore(store.engine).record([Sighting(repository, digest, tag, Membership.PROMOTE)])
 
 
 def _identity() -> str:

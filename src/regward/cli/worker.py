@@ -62,7 +62,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--config",
-        help="the gate's YAML config file; its `notifications` section configures webhooks",
+        help="the gate's YAML config file; its `notifications` section configures webhooks and "
+        "its `policy` is used when --policy is not given",
+    )
+    parser.add_argument(
+        "--policy",
+        help="policy file (YAML); with it, the worker records an event (and sends webhooks) "
+        "when a tagged image in a repository whose rule has a `vulnerabilities` section gains "
+        "a denying finding or is cleared",
     )
     parser.add_argument(
         "--once",
@@ -78,13 +85,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _work(args: argparse.Namespace) -> int:
-    from regward.notify import NotificationStore, WebhookDispatcher, load_notification_settings
+    from regward.notify import (
+        NotificationStore,
+        Notifier,
+        WebhookDispatcher,
+        load_notification_settings,
+    )
+    from regward.policy.load import load_policy
     from regward.reeval import (
+        ChangeListener,
         JobStore,
+        MembershipStore,
         Scheduler,
         SchedulerSettings,
         parse_duration,
     )
+    from regward.reeval.events import DecisionNotifier
     from regward.reeval.feedsource import open_feed_source
     from regward.reeval.scanportfolio import ScanPortfolio
     from regward.scanning.feeds import default_store_dir
@@ -99,26 +115,39 @@ async def _work(args: argparse.Namespace) -> int:
 
     notifications_section = None
     config_dir = Path(".")
+    policy_path = Path(args.policy) if args.policy else None
     if args.config:
         from regward.gate.settings import load_config_file
 
         config_path = Path(args.config)
-        notifications_section = load_config_file(config_path).get("notifications")
+        config = load_config_file(config_path)
+        notifications_section = config.get("notifications")
         config_dir = config_path.parent
+        if policy_path is None and isinstance(config.get("policy"), str):
+            policy_path = config_dir / config["policy"]
     notification_settings = load_notification_settings(notifications_section, config_dir)
+    policy = load_policy(policy_path) if policy_path is not None else None
 
     with Store(args.database) as store:
         await asyncio.to_thread(store.migrate)
         # Deliveries are leased, so this dispatcher and a gate's can share the database.
         dispatcher: WebhookDispatcher | None = None
+        notification_store = NotificationStore(store.engine)
         if notification_settings.enabled:
-            dispatcher = WebhookDispatcher(NotificationStore(store.engine), notification_settings)
+            dispatcher = WebhookDispatcher(notification_store, notification_settings)
             await dispatcher.start()
+        listeners: list[ChangeListener] = []
+        if policy is not None:
+            notifier = Notifier(notification_store, notification_settings, dispatcher)
+            listeners.append(
+                DecisionNotifier(lambda: policy, MembershipStore(store.engine), notifier)
+            )
         scheduler = Scheduler(
             source,
             ScanPortfolio(store.engine),
             JobStore(store.engine),
             settings=SchedulerSettings(feed_interval=feed_interval, full_interval=full_interval),
+            listeners=listeners,
         )
         try:
             if args.once:

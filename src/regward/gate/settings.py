@@ -3,8 +3,9 @@
 Command-line options win over the config file; the config file wins over the defaults. The YAML keys
 are the long option names in camelCase: `upstream`, `listen`, `policy`, `database`,
 `upstreamInsecure`, `upstreamUsername`, `upstreamPasswordFile`, `decisionCacheSeconds`,
-`manifestCacheBytes`, `logFormat`, `feed`, `feedStore`, `scanTimeoutSeconds`, plus the `auth`
-section read by `regward.auth`.
+`manifestCacheBytes`, `logFormat`, `feed`, `feedStore`, `scanTimeoutSeconds`, `feedInterval`,
+`fullInterval`, `rescanBudget` (durations such as `2s` or `15m`), plus the `auth` section read by
+`regward.auth` and the `notifications` section read by `regward.notify`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ class GateSettings:
     """Directory an http(s) `feed` is synced into; None for the default (see `regward.scanning`)."""
     scan_timeout_seconds: float = 120.0
     """How long a pull waits for an image scan before the decision reports the scan as unavailable."""
+    feed_interval: float = 900.0
+    """Seconds between two polls of `feed` by the re-evaluation scheduler; 0 turns it off."""
+    full_interval: float = 86400.0
+    """Seconds between two full re-evaluations of every stored scan; 0 turns them off."""
+    rescan_budget: float = 2.0
+    """Seconds a pull waits to match again a result older than the rule's `maxScanAge`."""
+    notifications: Mapping[str, Any] | None = None
+    """The raw `notifications` section, validated by `regward.notify`."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -126,6 +135,10 @@ _KNOWN_KEYS = {
     "admission",
     "feed",
     "feedStore",
+    "feedInterval",
+    "fullInterval",
+    "rescanBudget",
+    "notifications",
     "scanTimeoutSeconds",
 }
 
@@ -140,6 +153,8 @@ def build_settings(
     upstream_insecure: bool | None = None,
     feed: str | None = None,
     feed_store: str | None = None,
+    feed_interval: str | None = None,
+    rescan_budget: str | None = None,
 ) -> GateSettings:
     """Merge the config file (if any) with command-line values into `GateSettings`."""
     config: dict[str, Any] = {}
@@ -209,6 +224,13 @@ def build_settings(
         feed=_feed_source(feed, config.get("feed"), config_dir),
         feed_store=_config_path(feed_store, config.get("feedStore"), config_dir),
     )
+    settings = replace(
+        settings,
+        feed_interval=_duration(feed_interval, config, "feedInterval", settings.feed_interval),
+        full_interval=_duration(None, config, "fullInterval", settings.full_interval),
+        rescan_budget=_duration(rescan_budget, config, "rescanBudget", settings.rescan_budget),
+        notifications=config.get("notifications"),
+    )
     if "scanTimeoutSeconds" in config:
         settings = replace(
             settings, scan_timeout_seconds=_non_negative(config, "scanTimeoutSeconds")
@@ -216,6 +238,21 @@ def build_settings(
     if "logFormat" in config:
         settings = replace(settings, log_format=str(config["logFormat"]))
     return settings
+
+
+def _duration(
+    cli_value: str | None, config: Mapping[str, Any], key: str, default: float
+) -> float:
+    """Return a duration in seconds from the command line, else the config file, else `default`."""
+    from regward.reeval.durations import DurationError, parse_duration
+
+    value: Any = cli_value if cli_value is not None else config.get(key)
+    if value is None:
+        return default
+    try:
+        return parse_duration(value, name=key, allow_zero=key != "rescanBudget")
+    except DurationError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _non_negative(config: Mapping[str, Any], key: str) -> float:

@@ -1,6 +1,6 @@
 """Notifications: events recorded in the store and POSTed to webhooks with an HMAC signature.
 
-`Notifier.publish` records an event with one delivery per configured receiver;
+`Notifier.publish` records an event with one delivery per configured receiver.
 `WebhookDispatcher` delivers them from an asyncio task with retries and exponential backoff,
 and keeps a dead letter after the last failed attempt. Settings come from the `notifications`
 section of the gate's config file (`load_notification_settings`).

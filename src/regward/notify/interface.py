@@ -17,7 +17,7 @@ class NotifyError(RegwardError):
 
 
 class EventType(StrEnum):
-    """What happened to an image."""
+    """The kind of change an event reports about an image."""
 
     VULNERABILITY_DENIED = "vulnerability.denied"
     """A digest tagged in a protected repository gained findings that make its rule deny it."""

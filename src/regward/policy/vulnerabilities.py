@@ -3,7 +3,8 @@
 A rule with this section denies an image when a finding of the image's scan reaches the
 `denyAtOrAbove` severity, after three filters: allowlist entries that have not expired, then
 `fixableOnly`, then `unknownSeverity` for findings whose records state no severity. An image that
-could not be scanned is decided by `onUnscanned`.
+could not be scanned is decided by `onUnscanned`. With `maxScanAge`, a result matched longer ago
+than that is stale and denies, whatever its findings.
 
 The check is pure: the gate gathers the findings (`regward.scanning`) and passes them, with the
 current date, in `VulnerabilityFacts`.
@@ -15,7 +16,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -79,6 +80,9 @@ class VulnerabilityReasonCode(StrEnum):
     SCAN_UNAVAILABLE = "scan-unavailable"
     """Scanning failed for a reason that may pass (registry or feed unreachable, scan timed out)."""
 
+    SCAN_STALE = "scan-stale"
+    """The scan result is older than `maxScanAge` and could not be matched again in time."""
+
 
 # --- wire format ------------------------------------------------------------------------------
 
@@ -97,6 +101,15 @@ def _parse_expiry(value: Any) -> date:
             pass
     # The policy loader appends the value it got to this message.
     raise PydanticCustomError("invalid_expiry", "expected a date such as 2027-06-30")
+
+
+def _check_max_scan_age(value: Any) -> Any:
+    if isinstance(value, str):
+        # Imported here because the wire module of the policy imports this one.
+        from regward.policy._wire import parse_duration
+
+        parse_duration(value)
+    return value
 
 
 def _check_vulnerability_id(value: Any) -> Any:
@@ -134,6 +147,9 @@ class VulnerabilitiesWire(_SectionModel):
     allowlist: Annotated[list[AllowlistEntryWire], Field(max_length=MAX_ALLOWLIST_ENTRIES)] = Field(
         default_factory=list
     )
+    max_scan_age: (
+        Annotated[str, Field(max_length=32), BeforeValidator(_check_max_scan_age)] | None
+    ) = Field(default=None, alias="maxScanAge")
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -169,6 +185,8 @@ class VulnerabilityRequirement:
 
     on_unscanned: OnUnscanned = OnUnscanned.DENY
     allowlist: tuple[AllowlistEntry, ...] = ()
+    max_scan_age: timedelta | None = None
+    """The oldest scan result the rule accepts; None accepts any age."""
 
 
 def convert_vulnerabilities(wire: VulnerabilitiesWire) -> VulnerabilityRequirement:
@@ -182,7 +200,14 @@ def convert_vulnerabilities(wire: VulnerabilitiesWire) -> VulnerabilityRequireme
             AllowlistEntry(id=entry.id, expires=entry.expires, reason=entry.reason)
             for entry in wire.allowlist
         ),
+        max_scan_age=_duration(wire.max_scan_age) if wire.max_scan_age is not None else None,
     )
+
+
+def _duration(value: str) -> timedelta:
+    from regward.policy._wire import parse_duration
+
+    return parse_duration(value)
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -202,6 +227,10 @@ class ScanStatus(StrEnum):
 
     UNAVAILABLE = "unavailable"
     """Scanning failed for now (registry or feed unreachable, timeout); a later pull retries."""
+
+    STALE = "stale"
+    """The stored result is older than the rule's `maxScanAge` and matching it again did not
+    finish within the gate's time budget."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +269,10 @@ class VulnerabilityFacts:
     """The action that makes an unscanned image scannable, for the reason's fix."""
 
     feed_revision: str = ""
+    scanned_at: datetime | None = None
+    """When the findings were last matched (or confirmed for the current feed); None if unknown."""
+    now: datetime | None = None
+    """The current time, against which `maxScanAge` is judged; None skips the age check."""
 
 
 # --- check ------------------------------------------------------------------------------------
@@ -257,10 +290,16 @@ def check_vulnerabilities(
     `facts` None means the gate gathered nothing, which counts as unscanned.
     """
     # The checks run in this order:
+    # (0) with `maxScanAge`, a stale result denies;
     # (1) no scan result: `onUnscanned` decides;
     # (2) each finding: skip it when an unexpired allowlist entry names its id or an alias,
     #     or when `fixableOnly` is set and it names no fixed version;
     # (3) a finding whose severity (or `unknownSeverity`) reaches `denyAtOrAbove` denies.
+
+    # (0): a result older than maxScanAge.
+    stale = _stale_reason(rule, requirement, facts)
+    if stale is not None:
+        return Verdict.DENY, (stale,)
 
     # (1): nothing to match.
     if facts is None or facts.status in (ScanStatus.UNSCANNED, ScanStatus.UNAVAILABLE):
@@ -308,6 +347,65 @@ def check_vulnerabilities(
             )
         )
     return Verdict.DENY, tuple(reasons)
+
+
+def scan_age(facts: VulnerabilityFacts) -> timedelta | None:
+    """Return how old the scan result is, None when its time or the current time is unknown."""
+    if facts.scanned_at is None or facts.now is None:
+        return None
+    return max(timedelta(0), facts.now - facts.scanned_at)
+
+
+def scan_valid_until(
+    requirement: VulnerabilityRequirement, facts: VulnerabilityFacts | None
+) -> datetime | None:
+    """Return when an allowing decision stops holding because its scan gets too old."""
+    if requirement.max_scan_age is None or facts is None or facts.scanned_at is None:
+        return None
+    if facts.status is not ScanStatus.SCANNED:
+        return None
+    return facts.scanned_at + requirement.max_scan_age
+
+
+def _stale_reason(
+    rule: Rule, requirement: VulnerabilityRequirement, facts: VulnerabilityFacts | None
+) -> Reason | None:
+    limit = requirement.max_scan_age
+    if limit is None or facts is None:
+        return None
+    age = scan_age(facts)
+    too_old = facts.status is ScanStatus.SCANNED and age is not None and age > limit
+    if facts.status is not ScanStatus.STALE and not too_old:
+        return None
+    when = (
+        f"last matched {_format_age(age)} ago, at {facts.scanned_at.isoformat(timespec='seconds')}"
+        if age is not None and facts.scanned_at is not None
+        else "the time of the last match is unknown"
+    )
+    detail = f"; {facts.detail}" if facts.detail else ""
+    return Reason(
+        code=VulnerabilityReasonCode.SCAN_STALE,
+        message=(
+            f"the vulnerability scan result is stale: {when}, and rule {rule.name!r} accepts "
+            f"results at most {_format_age(limit)} old (vulnerabilities.maxScanAge){detail}"
+        ),
+        fix=(
+            "retry the pull, which matches the image again; keep `regward serve --feed-interval` "
+            f"or `regward worker` running so results stay current, or raise maxScanAge in rule "
+            f"{rule.name!r}"
+        ),
+    )
+
+
+def _format_age(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{value.total_seconds():.1f}s"
 
 
 def _allowlist_entry(

@@ -1,8 +1,9 @@
 """Gated promotion: copy an image by digest, with its accessories, into another repository.
 
-`Promoter.promote` resolves the source once, asks a `PromotionCheck` (by default
-`PolicyCheck`, the destination repository's policy rule) and copies with `ImageCopier`:
-cross-repository blob mounts on one registry, bounded streaming copies between registries.
+`Promoter.promote` resolves the source once, checks it with a `PromotionCheck` (by default
+`PolicyCheck`, the destination repository's policy rule) and copies it with `ImageCopier`. On one
+registry blobs are mounted across repositories, and between registries they are streamed with
+bounded memory.
 
 Example:
     async with RegistryClient.for_registry("127.0.0.1:5000") as client:
@@ -29,13 +30,14 @@ from regward.promotion.interface import (
     CopiedAccessory,
     CopyError,
     CopyReport,
+    DestinationDigestError,
     PromotionCheck,
     PromotionError,
     PromotionResult,
     PromotionSubject,
 )
-from regward.promotion.policycheck import PolicyCheck
-from regward.promotion.promote import AuditSink, Promoter
+from regward.promotion.policycheck import DeciderCheck, PolicyCheck
+from regward.promotion.promote import AuditSink, Promoter, result_json
 
 __all__ = [
     "COSIGN_TAG_KINDS",
@@ -48,6 +50,8 @@ __all__ = [
     "CopyError",
     "CopyLimits",
     "CopyReport",
+    "DeciderCheck",
+    "DestinationDigestError",
     "ImageCopier",
     "PolicyCheck",
     "Promoter",
@@ -59,4 +63,5 @@ __all__ = [
     "copy_accessories",
     "merge_referrers_index",
     "merge_signature_manifests",
+    "result_json",
 ]

@@ -9,7 +9,7 @@ tag is replaced by the source's.
 Referrers are manifests whose `subject` is the image. The source's list comes from the
 referrers API or, on registries without it, from the `sha256-<hex>` fallback index
 (`RegistryClient.referrers`). Each referrer is copied by digest. A destination with the
-referrers API indexes them itself; for one without, the fallback index at the destination is
+referrers API indexes them itself. For one without, the fallback index at the destination is
 read, the copied referrers are added to it, and it is pushed again. The source's fallback index
 is never copied as it is, because it can list referrers that were not copied.
 """
@@ -135,7 +135,7 @@ class _Walk:
         if existing is not None and suffix in _MERGED_SUFFIXES and not existing.manifest.is_index:
             merged = merge_signature_manifests(existing.raw, fetched.raw)
             if merged is None:
-                logger.debug("%s:%s already holds every layer of the source's", destination, tag)
+                logger.debug("%s:%s already contains every layer of the source's", destination, tag)
                 return CopiedAccessory(kind, subject, existing.digest, tag)
             manifest, config = merged
             await self.copier.upload_bytes(destination, config)
@@ -209,7 +209,7 @@ class _Walk:
         except NotFoundError:
             existing = None
         except ManifestError as exc:
-            # A tag that holds no valid index counts as "no referrers" (distribution spec,
+            # A tag that contains no valid index counts as "no referrers" (distribution spec,
             # referrers tag schema), so it is replaced.
             logger.debug("fallback index %s:%s is invalid, replacing it: %s", destination, tag, exc)
             existing = None
@@ -222,7 +222,7 @@ class _Walk:
 
 
 async def probe_referrers_api(copier: ImageCopier, repository: str, subject: str) -> bool:
-    """Tell whether the destination answers `GET /v2/<repository>/referrers/<subject>` with an index.
+    """Tell whether the destination returns an index for `GET /v2/<repository>/referrers/<subject>`.
 
     Raises:
         OCIError: the registry could not be reached.

@@ -9,7 +9,7 @@ Blobs take the cheapest path the destination offers:
 1. a `HEAD` finds it already there;
 2. on the same registry, a cross-repository mount
    (`POST /v2/<dst>/blobs/uploads/?mount=<digest>&from=<src>`) links it without moving bytes;
-3. otherwise (or when the registry answers the mount with a plain upload session) the blob is
+3. otherwise (or when the registry responds to the mount with a plain upload session) the blob is
    streamed: read from the source in chunks of `CopyLimits.chunk_size` bytes, hashed on the way,
    and written to the destination in one `PUT ?digest=`. Memory stays bounded by the chunk size,
    and a blob whose bytes do not match its digest or size aborts the upload.
@@ -86,8 +86,8 @@ class PushedManifest:
     pushed: bool
     """False when the destination already had the digest."""
     subject_processed: bool
-    """True when the destination answered the push with an `OCI-Subject` header, which means
-    it indexes referrers itself (OCI distribution 1.1)."""
+    """True when the destination's response to the push had an `OCI-Subject` header, which
+    means it indexes referrers itself (OCI distribution 1.1)."""
 
 
 class ImageCopier:
@@ -223,7 +223,7 @@ class ImageCopier:
         """Push manifest bytes under a tag or digest and return whether `OCI-Subject` came back.
 
         Raises:
-            CopyError: the registry did not answer 201, or reported another digest.
+            CopyError: the registry did not return 201, or reported another digest.
         """
         digest = compute_digest(raw)
         response = await self.destination.request(
@@ -431,7 +431,7 @@ class ImageCopier:
                     verifier.update(chunk)
                     if verifier.size > descriptor.size:
                         raise CopyError(
-                            f"{subject} is larger than its descriptor says: more than "
+                            f"{subject} is larger than its descriptor: more than "
                             f"{descriptor.size} bytes",
                             repository=destination_repository,
                             digest=digest,

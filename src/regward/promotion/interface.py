@@ -19,6 +19,10 @@ class PromotionError(RegwardError):
     """A promotion could not be carried out: bad input, or a registry step failed."""
 
 
+class DestinationDigestError(PromotionError):
+    """The destination names a digest other than the one the source resolved to."""
+
+
 class CopyError(PromotionError):
     """The destination registry rejected an upload, or a copied blob did not verify."""
 
@@ -50,7 +54,7 @@ class CopyError(PromotionError):
 
 
 class BlobTransfer(StrEnum):
-    """How one blob reached the destination repository."""
+    """The way one blob reached the destination repository."""
 
     PRESENT = "present"
     """The destination already had it."""
@@ -100,7 +104,7 @@ class CopiedAccessory:
 
 @dataclass(frozen=True)
 class CopyReport:
-    """What a copy moved."""
+    """The manifests, blobs and accessories one copy moved."""
 
     digest: str
     """The image manifest digest, identical at source and destination."""
@@ -142,7 +146,7 @@ class CheckOutcome:
     rule: str | None
     """The destination rule that decided, None when the policy's defaultAction did."""
     reasons: tuple[str, ...] = ()
-    """Why the promotion is refused, or what an allowing decision tolerated (mode warn/audit)."""
+    """Reasons of a refusal, or the problems an allowing decision tolerated (mode warn/audit)."""
     policy_revision: str | None = None
 
 
@@ -153,7 +157,7 @@ class PromotionCheck(Protocol):
         """Return whether the destination's rule allows `subject`.
 
         Evidence the check cannot fetch is a reason to refuse, not an exception, unless the
-        rule's `onError` says otherwise.
+        rule's `onError` allows it.
         """
         ...
 

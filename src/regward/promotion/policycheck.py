@@ -1,73 +1,52 @@
-"""The default `PromotionCheck`: the destination repository's policy rule, on the source's evidence.
+"""The default `PromotionCheck`: the destination repository's whole policy rule, on the source.
 
 The rule is the one `select_rule` picks for the destination repository, and the evidence
-(signatures) is read where the image is now, in the source repository. The decision is the
-same `evaluate()` the gate makes for a pull, so a promotion the check allows is an image the
-gate would serve from the destination.
+(signatures, attestations, the vulnerability scan) is read where the image is now, in the source
+repository. The decision is the gate's own (`Decider.evaluate_as`), so a promotion the check
+allows is an image the gate would serve from the destination. A scan result older than the
+rule's `maxScanAge` is matched again first, waiting up to `rescan_budget` seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from regward.gate.decider import MAX_INDEX_CHILDREN_CHECKED
+from regward.gate.decider import Decider
 from regward.oci.client import RegistryClient
-from regward.policy.evaluate import AuthorityEvidence, EvidenceStatus, Facts, evaluate
-from regward.policy.match import select_rule
-from regward.policy.model import IndexPolicy, Policy, Rule
+from regward.policy.model import Policy
 from regward.promotion.interface import CheckOutcome, PromotionSubject
-from regward.signatures.cosign import KeyAuthority
-from regward.signatures.fetch import check_authorities
+
+if TYPE_CHECKING:
+    from regward.scanning.scanner import ImageScanner
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_PROMOTION_RESCAN_BUDGET = 120.0
+"""Seconds a promotion waits to match a stale scan result again; a promotion is not a pull, so
+it can wait longer than the gate's default."""
 
-class PolicyCheck:
-    """Checks a promotion against the destination's rule of a loaded policy."""
 
-    def __init__(self, policy: Policy) -> None:
-        """Create a check for `policy`."""
-        self.policy = policy
+class DeciderCheck:
+    """Checks promotions with an existing decider, whose client reads the source registry."""
+
+    def __init__(self, decider: Decider, *, rescan_budget: float | None = None) -> None:
+        """Use `decider`; `rescan_budget` overrides its budget for stale scan results."""
+        self.decider = decider
+        self.rescan_budget = rescan_budget
 
     async def check(self, subject: PromotionSubject) -> CheckOutcome:
-        """Evaluate the destination rule on the source image's signatures.
+        """Evaluate the destination rule on the source image.
 
         A rule in mode warn or audit allows with its reasons listed, as the gate does.
         """
-        rule = select_rule(self.policy, subject.destination_repository)
-        signatures: tuple[AuthorityEvidence, ...] = ()
-        children: tuple[tuple[str, tuple[AuthorityEvidence, ...]], ...] = ()
-        manifest = subject.manifest
-        if rule is not None and rule.signatures is not None:
-            authorities = key_authorities(rule)
-            signatures = await _evidence(
-                subject.client, subject.repository, subject.digest, authorities
-            )
-            verified = any(item.status is EvidenceStatus.VERIFIED for item in signatures)
-            if (
-                manifest.is_index
-                and not verified
-                and rule.signatures.index_policy is IndexPolicy.SELF_OR_CHILDREN
-                and 0 < len(manifest.manifests) <= MAX_INDEX_CHILDREN_CHECKED
-            ):
-                child_digests = [child.digest for child in manifest.manifests]
-                results = await asyncio.gather(
-                    *(
-                        _evidence(subject.client, subject.repository, child, authorities)
-                        for child in child_digests
-                    )
-                )
-                children = tuple(zip(child_digests, results, strict=True))
-        facts = Facts(
-            repository=subject.destination_repository,
-            digest=subject.digest,
-            is_index=manifest.is_index,
-            signatures=signatures,
-            children=children,
+        decision = await self.decider.evaluate_as(
+            subject.destination_repository,
+            subject.repository,
+            subject.digest,
+            subject.manifest,
+            rescan_budget=self.rescan_budget,
         )
-        decision = evaluate(self.policy, rule, facts)
         logger.debug(
             "promotion of %s@%s to %s: %s (rule %s)",
             subject.repository,
@@ -84,31 +63,38 @@ class PolicyCheck:
         )
 
 
-def key_authorities(rule: Rule) -> list[KeyAuthority]:
-    """Return the key authorities of a rule's `signatures` section (empty without one)."""
-    if rule.signatures is None:
-        return []
-    return [
-        KeyAuthority(
-            name=authority.name,
-            public_key_pem=authority.key_pem,
-            signature_repository=authority.signature_repository,
-            rekor_public_key_pem=authority.rekor_public_key_pem,
-            tlog=authority.tlog,
-        )
-        for authority in rule.signatures.authorities
-    ]
+class PolicyCheck:
+    """Checks promotions against a loaded policy, with a decider built for the source client."""
 
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        scanner: ImageScanner | None = None,
+        rescan_budget: float = DEFAULT_PROMOTION_RESCAN_BUDGET,
+    ) -> None:
+        """Create a check.
 
-async def _evidence(
-    client: RegistryClient, repository: str, digest: str, authorities: Sequence[KeyAuthority]
-) -> tuple[AuthorityEvidence, ...]:
-    results = await check_authorities(client, repository, digest, authorities)
-    return tuple(
-        AuthorityEvidence(
-            authority=name,
-            status=EvidenceStatus(result.status.value),
-            reasons=tuple(result.reasons),
-        )
-        for name, result in results.items()
-    )
+        Args:
+            policy: the policy whose destination rule decides.
+            scanner: scans source images for rules with a `vulnerabilities` section; without
+                one, such rules see every image as unscanned.
+            rescan_budget: seconds to wait when a stale scan result is matched again.
+        """
+        self.policy = policy
+        self.scanner = scanner
+        self.rescan_budget = rescan_budget
+        self._decider: tuple[RegistryClient, Decider] | None = None
+
+    def decider_for(self, client: RegistryClient) -> Decider:
+        """Return the decider that reads evidence through `client`, creating it once."""
+        if self._decider is None or self._decider[0] is not client:
+            decider = Decider(
+                self.policy, client, None, scanner=self.scanner, rescan_budget=self.rescan_budget
+            )
+            self._decider = (client, decider)
+        return self._decider[1]
+
+    async def check(self, subject: PromotionSubject) -> CheckOutcome:
+        """Evaluate the destination rule on the source image; see `DeciderCheck.check`."""
+        return await DeciderCheck(self.decider_for(subject.client)).check(subject)

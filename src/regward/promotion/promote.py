@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from regward.oci.client import RegistryClient
 from regward.oci.errors import OCIError
@@ -27,6 +28,7 @@ from regward.promotion.copy import DEFAULT_COPY_LIMITS, CopyLimits, ImageCopier
 from regward.promotion.interface import (
     CheckOutcome,
     CopyReport,
+    DestinationDigestError,
     PromotionCheck,
     PromotionError,
     PromotionResult,
@@ -96,7 +98,7 @@ class Promoter:
         digest = fetched.digest
         resolved = f"{source.registry}/{source.repository}@{digest}"
         if destination.digest is not None and destination.digest != digest:
-            raise PromotionError(
+            raise DestinationDigestError(
                 f"destination {destination} names digest {destination.digest}, but source "
                 f"{source} resolved to {digest}"
             )
@@ -113,7 +115,7 @@ class Promoter:
         )
         outcome = await self.check.check(subject)
         if not outcome.allowed:
-            logger.info("promotion of %s to %s refused", resolved, destination_name)
+            logger.info("promotion of %s to %s rejected by the policy", resolved, destination_name)
             self._audit(destination, digest, "deny", outcome, list(outcome.reasons))
             return PromotionResult(
                 False, resolved, destination_name, digest, destination.tag, outcome
@@ -210,6 +212,40 @@ class Promoter:
                 policy_revision=outcome.policy_revision,
             )
         )
+
+
+def result_json(result: PromotionResult) -> dict[str, Any]:
+    """Return the JSON form of a promotion result, as the gate endpoint and the CLI print it."""
+    document: dict[str, Any] = {
+        "promoted": result.promoted,
+        "source": result.source,
+        "destination": result.destination,
+        "digest": result.digest,
+        "tag": result.tag,
+        "rule": result.check.rule,
+        "policyRevision": result.check.policy_revision,
+        "reasons": list(result.check.reasons),
+    }
+    if result.report is not None:
+        report = result.report
+        document["copied"] = {
+            "manifests": report.manifests_copied,
+            "manifestsPresent": report.manifests_present,
+            "blobs": {str(kind): count for kind, count in report.blobs.items()},
+            "bytesStreamed": report.bytes_streamed,
+            "accessories": [
+                {
+                    "kind": str(item.kind),
+                    "subject": item.subject,
+                    "digest": item.digest,
+                    "tag": item.tag,
+                    "merged": item.merged,
+                    "artifactType": item.artifact_type,
+                }
+                for item in report.accessories
+            ],
+        }
+    return document
 
 
 def _destination_name(destination: Reference) -> str:

@@ -8,6 +8,7 @@ import re
 from regward.errors import RegwardError
 
 _DURATION_RE = re.compile(r"(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|m|h|d)")
+_SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -18,8 +19,8 @@ class DurationError(RegwardError):
 def parse_duration(value: object, *, name: str = "duration", allow_zero: bool = False) -> float:
     """Return a duration in seconds.
 
-    Accepts a number of seconds (int or float) or a string of one or more `<number><unit>`
-    parts with units `ms`, `s`, `m`, `h` and `d`, such as `1h30m`.
+    Accepts a number of seconds (int, float, or a string of digits such as `0`) or a string of
+    one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h` and `d`, such as `1h30m`.
 
     Args:
         value: the duration.
@@ -34,6 +35,8 @@ def parse_duration(value: object, *, name: str = "duration", allow_zero: bool = 
         raise DurationError(f"invalid {name} {value!r}: expected a duration such as 30s or 15m")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif isinstance(value, str) and _SECONDS_RE.fullmatch(value.strip()):
+        seconds = float(value.strip())
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         position = 0

@@ -1,12 +1,16 @@
 """Turn findings that changed in a re-match into decisions that changed, and notify about them.
 
-For each digest whose findings changed, and each repository of the portfolio that holds it under
+For each digest whose findings changed, and each repository of the portfolio that has it under
 a tag, the rule that `select_rule` picks for the repository is checked twice with its
 `vulnerabilities` section: on the findings before and after the re-match. An event is published
 when the digest gains a finding that makes the rule deny it (`vulnerability.denied`, naming the
 denying findings), and when a digest the rule denied for its findings is allowed again
 (`vulnerability.cleared`). Repositories without a rule, without a `vulnerabilities` section, or
 where no tag points at the digest produce no event.
+
+NOTE: findings belong to platform manifests, and a multi-platform image is tagged through its
+index. The portfolio does not link an index to its platform manifests, so a change in one of them
+produces no event for the index's tags; the gate's decisions about the index still change.
 """
 
 from __future__ import annotations

@@ -90,9 +90,16 @@ def diff_feeds(old: Feed | None, new: Feed) -> tuple[frozenset[str], frozenset[t
 def directory_fingerprint(directory: Path) -> str:
     """Return a hash of the relative path, size and modification time of every file under it.
 
+    A path that is a file gives the hash of its own size and modification time.
+
     Raises:
-        OSError: the directory cannot be listed.
+        OSError: the path does not exist or cannot be listed.
     """
+    if directory.is_file():
+        status = directory.stat()
+        return hashlib.sha256(f"{status.st_size}\0{status.st_mtime_ns}".encode()).hexdigest()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no such file or directory: {directory}")
     entries: list[str] = []
     for root, directories, files in os.walk(directory, onerror=_raise):
         directories.sort()
@@ -112,7 +119,8 @@ def _raise(error: OSError) -> None:
 
 
 class DirectoryFeedSource:
-    """OSV records (JSON or YAML, and Alpine secdb files) under a local directory."""
+    """OSV records (JSON or YAML, and Alpine secdb files) under a local directory, or in one
+    local file or zip archive."""
 
     def __init__(self, directory: Path | str) -> None:
         """Watch `directory`; nothing is read before the first `poll()`."""
@@ -136,7 +144,7 @@ class DirectoryFeedSource:
             try:
                 fingerprint = directory_fingerprint(self.directory)
             except OSError as exc:
-                raise FeedError(f"cannot list feed directory {self.directory}: {exc}") from exc
+                raise FeedError(f"cannot read feed source {self.directory}: {exc}") from exc
             if fingerprint == self._fingerprint and self._feed is not None:
                 return None
             feed = load(self.directory)
@@ -256,14 +264,14 @@ def open_feed_source(
     """Return the feed source for a `--feed` value.
 
     Args:
-        source: an `http(s)://` base URL (synced into `store_dir` on each poll), a feed store
-            directory (its active revision is followed), or a directory of records.
+        source: an `http(s)://` base URL, synced into `store_dir` on each poll; a feed store
+            directory, whose active revision is followed; or a directory, zip or file of
+            records, re-read when it changes. A missing path fails at the first poll.
         store_dir: where an HTTP(S) source is synced.
         ecosystems: for an HTTP(S) source, the ecosystem folders to sync.
 
     Raises:
-        FeedError: `source` is neither a URL nor an existing directory, or no `store_dir` was
-            given for a URL.
+        FeedError: `source` is a URL and no `store_dir` was given.
     """
     if source.startswith(("http://", "https://")):
         if store_dir is None:
@@ -272,6 +280,4 @@ def open_feed_source(
     path = Path(source)
     if (path / "ACTIVE").is_file():
         return ActiveRevisionSource(FeedStore(path))
-    if path.is_dir():
-        return DirectoryFeedSource(path)
-    raise FeedError(f"feed source {source} is not a directory or an http(s):// URL")
+    return DirectoryFeedSource(path)

@@ -66,14 +66,14 @@ class ReevalError(RegwardError):
 
 
 class JobKind(StrEnum):
-    """What a job re-matches."""
+    """The kind of a job: which digests it re-matches."""
 
     DELTA = "delta"
     FULL = "full"
 
 
 class JobState(StrEnum):
-    """Where a job stands."""
+    """The state of a job."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -141,7 +141,7 @@ class ReevalChangeRow(Base):
 
 @dataclass(frozen=True)
 class Job:
-    """A job as the scheduler sees it."""
+    """A job as the scheduler reads it."""
 
     id: int
     kind: JobKind
@@ -153,6 +153,8 @@ class Job:
     processed: int
     changed: int
     attempts: int
+    created_at: datetime
+    """When the job was queued: a delta's feed change was seen by then."""
     error: str | None = None
 
 
@@ -527,6 +529,7 @@ def _job(row: Any) -> Job:
         processed=row.processed,
         changed=row.changed,
         attempts=row.attempts,
+        created_at=row.created_at,
         error=row.error,
     )
 

@@ -2,7 +2,7 @@
 
 A digest enters the portfolio when the gate decides a pull of it, when it is pushed through the
 gate, when `regward enroll` finds it under a tag, or when it is promoted. `portfolio_images` has
-one row per (repository, digest) with the first and last time it was seen; `portfolio_tags` maps
+one row per (repository, digest) with the first and last time it was seen. `portfolio_tags` maps
 each seen tag to the digest it pointed at when last seen. Events name these tags, and the
 re-evaluation decides for each repository under that repository's rule.
 
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class Membership(StrEnum):
-    """How a digest entered the portfolio."""
+    """The way a digest entered the portfolio."""
 
     PULL = "pull"
     PUSH = "push"
@@ -80,7 +80,7 @@ class Sighting:
 
 @dataclass(frozen=True)
 class Placement:
-    """A repository that holds a digest, with the tags that point at it there."""
+    """A repository that contains a digest, with the tags that point at it there."""
 
     repository: str
     digest: str

@@ -69,18 +69,28 @@ class MemoryPortfolio:
             digest: self.results[digest].findings for digest in digests if digest in self.results
         }
 
+    def stored_revisions(self, digests: Sequence[str]) -> Mapping[str, str]:
+        """Return the feed revision of each digest that has a result."""
+        return {
+            digest: self.results[digest].feed_revision
+            for digest in digests
+            if digest in self.results
+        }
+
     def store_results(self, results: Sequence[DigestResult]) -> None:
         """Keep these results as the latest."""
         with self._lock:
             for result in results:
                 self.results[result.digest] = result
 
-    def advance_revision(self, previous: str, revision: str, at: datetime) -> int:
-        """Relabel results of `previous` as results of `revision` scanned at `at`."""
+    def advance_revision(
+        self, previous: str, revision: str, at: datetime, *, matched_before: datetime
+    ) -> int:
+        """Relabel results of `previous` scanned by `matched_before` as results of `revision`."""
         count = 0
         with self._lock:
             for digest, result in self.results.items():
-                if result.feed_revision == previous:
+                if result.feed_revision == previous and result.scanned_at <= matched_before:
                     self.results[digest] = DigestResult(digest, result.findings, revision, at)
                     count += 1
         return count

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -99,6 +99,9 @@ class DigestResult:
     changed: bool = True
     """False when the stored result has the same findings, so only its revision and scan time
     need rewriting."""
+    replaces: tuple[FindingLike, ...] | None = None
+    """The findings the stored result has, when known, so that a store can write only the
+    difference; None when they are not known."""
 
 
 @dataclass(frozen=True)
@@ -146,15 +149,24 @@ class Portfolio(Protocol):
         """Return the stored findings of each digest that has a result."""
         ...
 
+    def stored_revisions(self, digests: Sequence[str]) -> Mapping[str, str]:
+        """Return the feed revision of each digest's stored result."""
+        ...
+
     def store_results(self, results: Sequence[DigestResult]) -> None:
         """Replace the stored results of these digests."""
         ...
 
-    def advance_revision(self, previous: str, revision: str, at: datetime) -> int:
-        """Mark every result matched against `previous` as valid for `revision` as of `at`.
+    def advance_revision(
+        self, previous: str, revision: str, at: datetime, *, matched_before: datetime
+    ) -> int:
+        """Mark results matched against `previous` as valid for `revision` as of `at`.
 
         Called once every digest a change from `previous` to `revision` can affect was
-        re-matched: the others' findings are the same under both revisions. Returns the count.
+        re-matched: the others' findings are the same under both revisions. Only results
+        scanned at or before `matched_before` (when the change was seen) are marked, because a
+        result written at `previous` later (by a gate that had not loaded `revision` yet) may be
+        one the change affects. Returns the count.
         """
         ...
 
@@ -174,7 +186,11 @@ def _identity(package: Package) -> _PackageIdentity:
 class Rematcher:
     """Matches packages against the current feed, remembering results per distinct package.
 
-    Safe to call from one thread at a time per method; `set_feed` and `match` take a lock.
+    It also keeps the feed before the last `set_feed`, so that a delta compares each digest's
+    findings under the previous and the new revision itself. The stored findings may already
+    have been rewritten for the new revision by the gate, which would hide the change.
+
+    `set_feed` and the memo updates take a lock; one scheduler thread calls the rest.
     """
 
     def __init__(self, options: MatchOptions | None = None, *, max_memo: int = 2_000_000) -> None:
@@ -182,8 +198,14 @@ class Rematcher:
         self.options = options or MatchOptions()
         self.max_memo = max_memo
         self.feed: Feed | None = None
+        self.previous_feed: Feed | None = None
+        """The feed before the last `set_feed` that named changed keys, for before-findings."""
         self._memo: dict[_PackageIdentity, tuple[Finding, ...]] = {}
         self._by_key: dict[PackageKey, set[_PackageIdentity]] = {}
+        self._previous_memo: dict[_PackageIdentity, tuple[Finding, ...]] = {}
+        self._changed_keys: frozenset[PackageKey] = frozenset()
+        self._changed_identities: set[_PackageIdentity] = set()
+        """Packages filed under a changed key, whose findings may differ between the feeds."""
         self._lock = threading.Lock()
         self.memo_hits = 0
         self.memo_misses = 0
@@ -193,25 +215,43 @@ class Rematcher:
         """The revision of the current feed, None before `set_feed`."""
         return self.feed.revision if self.feed is not None else None
 
+    @property
+    def previous_revision(self) -> str | None:
+        """The revision of `previous_feed`, None when there is none."""
+        return self.previous_feed.revision if self.previous_feed is not None else None
+
     def set_feed(self, feed: Feed, changed_keys: Collection[PackageKey] | None) -> int:
         """Switch to `feed`, forgetting the packages under `changed_keys` (all when None).
+
+        With `changed_keys`, the current feed becomes `previous_feed` and the forgotten
+        findings are kept as its findings.
 
         Returns:
             How many remembered packages were forgotten.
         """
         with self._lock:
-            self.feed = feed
             if changed_keys is None:
                 dropped = len(self._memo)
+                self.feed = feed
+                self.previous_feed = None
                 self._memo.clear()
                 self._by_key.clear()
+                self._previous_memo = {}
+                self._changed_keys = frozenset()
+                self._changed_identities = set()
                 return dropped
-            dropped = 0
+            self.previous_feed = self.feed
+            self.feed = feed
+            self._changed_keys = frozenset(changed_keys)
+            self._previous_memo = {}
+            self._changed_identities = set()
             for key in changed_keys:
                 for identity in self._by_key.pop(key, ()):
-                    if self._memo.pop(identity, None) is not None:
-                        dropped += 1
-            return dropped
+                    self._changed_identities.add(identity)
+                    found = self._memo.pop(identity, None)
+                    if found is not None:
+                        self._previous_memo[identity] = found
+            return len(self._previous_memo)
 
     def match(self, packages: Iterable[Package]) -> tuple[Finding, ...]:
         """Return the findings of an image's packages against the current feed.
@@ -232,14 +272,46 @@ class Rematcher:
                 self._remember(identity, package, found)
             else:
                 self.memo_hits += 1
-            findings.extend(
-                finding if finding.package is package else replace(finding, package=package)
-                for finding in found
-            )
-        findings.sort(
-            key=lambda finding: (finding.id, finding.package.name, finding.package.version)
-        )
-        return tuple(findings)
+            findings.extend(_placed(found, package))
+        return _sorted(findings)
+
+    def match_pair(
+        self, packages: Iterable[Package]
+    ) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+        """Return an image's findings against the current feed and against `previous_feed`.
+
+        Only packages filed under a changed key are matched against the previous feed; every
+        other package has the same findings under both.
+
+        Raises:
+            RuntimeError: `set_feed` was never called, or there is no previous feed.
+        """
+        feed, previous = self.feed, self.previous_feed
+        if feed is None or previous is None:
+            raise RuntimeError("Rematcher.match_pair needs a current and a previous feed")
+        after: list[Finding] = []
+        before: list[Finding] = []
+        for package in packages:
+            identity = _identity(package)
+            found = self._memo.get(identity)
+            if found is None:
+                self.memo_misses += 1
+                found = tuple(match_report(feed, [package], self.options).findings)
+                self._remember(identity, package, found)
+            else:
+                self.memo_hits += 1
+            placed = list(_placed(found, package))
+            after.extend(placed)
+            if identity not in self._changed_identities:
+                before.extend(placed)
+                continue
+            earlier = self._previous_memo.get(identity)
+            if earlier is None:
+                earlier = tuple(match_report(previous, [package], self.options).findings)
+                with self._lock:
+                    self._previous_memo[identity] = earlier
+            before.extend(_placed(earlier, package))
+        return _sorted(after), _sorted(before)
 
     def _remember(
         self, identity: _PackageIdentity, package: Package, found: tuple[Finding, ...]
@@ -251,13 +323,30 @@ class Rematcher:
                 self._memo.clear()
                 self._by_key.clear()
             self._memo[identity] = found
-            for key in package_keys(package):
+            keys = package_keys(package)
+            for key in keys:
                 self._by_key.setdefault(key, set()).add(identity)
+            if keys & self._changed_keys:
+                self._changed_identities.add(identity)
 
     def rematch(
-        self, portfolio: Portfolio, digests: Sequence[str], now: datetime
+        self,
+        portfolio: Portfolio,
+        digests: Sequence[str],
+        now: datetime,
+        *,
+        previous_revision: str | None = None,
     ) -> list[ResultChange]:
         """Re-match `digests`, store every result, and return the digests whose findings changed.
+
+        Args:
+            portfolio: where the packages and results are.
+            digests: the digests to re-match.
+            now: the scan time to store.
+            previous_revision: for a delta, the revision it starts from. When it is this
+                matcher's `previous_revision`, a change is judged by matching against
+                `previous_feed` (see `_rematch_delta`). That stays right when a gate has
+                rewritten the stored result first. Otherwise the stored findings are used.
 
         Raises:
             RuntimeError: `set_feed` was never called.
@@ -265,7 +354,12 @@ class Rematcher:
         feed = self.feed
         if feed is None:
             raise RuntimeError("Rematcher.rematch called before set_feed")
+        compare_previous = previous_revision is not None and (
+            previous_revision == self.previous_revision
+        )
         packages = portfolio.packages(digests)
+        if compare_previous:
+            return self._rematch_delta(portfolio, digests, packages, now)
         stored = portfolio.stored_findings(digests)
         results: list[DigestResult] = []
         changes: list[ResultChange] = []
@@ -274,11 +368,63 @@ class Rematcher:
             if image_packages is None:
                 continue
             findings = self.match(image_packages)
+            after_keys = finding_keys(findings)
             previous = stored.get(digest)
-            before = previous if previous is not None else ()
-            changed = previous is None or finding_keys(before) != finding_keys(findings)
+            before_keys = finding_keys(previous) if previous is not None else frozenset()
+            changed = previous is None or before_keys != after_keys
             results.append(DigestResult(digest, findings, feed.revision, now, changed))
-            if changed and finding_keys(before) != finding_keys(findings):
+            if before_keys != after_keys:
+                before = previous if previous is not None else ()
                 changes.append(ResultChange(digest, before, findings, feed.revision))
         portfolio.store_results(results)
         return changes
+
+    def _rematch_delta(
+        self,
+        portfolio: Portfolio,
+        digests: Sequence[str],
+        packages: Mapping[str, Sequence[Package]],
+        now: datetime,
+    ) -> list[ResultChange]:
+        """Re-match a delta's digests, judging each change against the previous feed.
+
+        The stored findings are not read. A result stored at the previous revision equals the
+        findings under the previous feed, so it is rewritten only when those differ from the
+        new ones. A result already stored at the new revision (a gate matched it first) is only
+        given the new scan time, and a result at any other revision is rewritten.
+        """
+        feed = self.feed
+        assert feed is not None
+        previous_revision = self.previous_revision
+        revisions = portfolio.stored_revisions(digests)
+        results: list[DigestResult] = []
+        changes: list[ResultChange] = []
+        for digest in digests:
+            image_packages = packages.get(digest)
+            if image_packages is None:
+                continue
+            after, before = self.match_pair(image_packages)
+            differs = finding_keys(before) != finding_keys(after)
+            stored_revision = revisions.get(digest)
+            replaces: tuple[FindingLike, ...] | None = None
+            if stored_revision == previous_revision:
+                rewrite = differs
+                replaces = before
+            else:
+                rewrite = stored_revision != feed.revision
+            results.append(DigestResult(digest, after, feed.revision, now, rewrite, replaces))
+            if differs:
+                changes.append(ResultChange(digest, before, after, feed.revision))
+        portfolio.store_results(results)
+        return changes
+
+
+def _placed(found: tuple[Finding, ...], package: Package) -> Iterator[Finding]:
+    """Yield remembered findings with `package` (the image's own, with its paths) in them."""
+    for finding in found:
+        yield finding if finding.package is package else replace(finding, package=package)
+
+
+def _sorted(findings: list[Finding]) -> tuple[Finding, ...]:
+    findings.sort(key=lambda finding: (finding.id, finding.package.name, finding.package.version))
+    return tuple(findings)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,13 +56,61 @@ def stored_form(finding: FindingLike, ecosystem: str = "", summary: str = "") ->
     )
 
 
+def _scan_row(result: DigestResult) -> dict[str, Any]:
+    return {
+        "digest": result.digest,
+        "feed_revision": result.feed_revision,
+        "matched_at": result.scanned_at,
+        "finding_count": len(result.findings),
+    }
+
+
+def _row_key(digest: str, finding: FindingLike) -> tuple[str, ...]:
+    """Return what sets two finding rows of a digest apart, severity, fixes and aliases included."""
+    return (
+        digest,
+        finding.id,
+        finding.package.name,
+        finding.package.version,
+        finding.package.purl,
+        str(finding.severity),
+        "\n".join(finding.fixed),
+        "\n".join(getattr(finding, "aliases", ())),
+    )
+
+
+def _finding_row(digest: str, finding: FindingLike) -> dict[str, Any]:
+    stored = stored_form(finding)
+    return {
+        "digest": digest,
+        "vulnerability_id": stored.id,
+        "aliases": list(stored.aliases),
+        "package_name": stored.package.name,
+        "package_version": stored.package.version,
+        "package_type": stored.package.type,
+        "purl": stored.package.purl,
+        "ecosystem": stored.ecosystem,
+        "severity": stored.severity,
+        "fixed": list(stored.fixed),
+        "summary": stored.summary,
+    }
+
+
 class ScanPortfolio:
     """Reads and rewrites scan results through `ScanStore` and the scan tables."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Use `engine`, whose database the store's migrations brought up to date."""
+    def __init__(self, engine: Engine, *, max_cached_catalogs: int = 200_000) -> None:
+        """Use `engine`, whose database the store's migrations brought up to date.
+
+        Args:
+            engine: the gate's database.
+            max_cached_catalogs: catalogs kept in memory between passes.
+        """
         self.engine = engine
         self.scans = ScanStore(engine)
+        self.max_cached_catalogs = max_cached_catalogs
+        self._catalogs: dict[str, tuple[datetime, tuple[Package, ...]]] = {}
+        self._packages: dict[tuple[object, ...], Package] = {}
 
     @contextmanager
     def _read(self, operation: str) -> Iterator[Connection]:
@@ -92,22 +142,70 @@ class ScanPortfolio:
             return list(connection.execute(query).scalars())
 
     def packages(self, digests: Sequence[str]) -> Mapping[str, Sequence[Package]]:
-        """Return the stored catalog packages of each digest that has a catalog."""
+        """Return the stored catalog packages of each digest that has a catalog.
+
+        Catalogs already read are taken from memory while their `cataloged_at` is unchanged.
+        The packages carry no layer or file paths, which matching does not read, so equal
+        packages of different images are one shared object.
+        """
         found: dict[str, Sequence[Package]] = {}
         with self._read("catalog read") as connection:
             for start in range(0, len(digests), _QUERY_BATCH):
                 chunk = list(digests[start : start + _QUERY_BATCH])
-                rows = connection.execute(
-                    select(ImageSbomRow.digest, ImageSbomRow.catalog).where(
+                times = connection.execute(
+                    select(ImageSbomRow.digest, ImageSbomRow.cataloged_at).where(
                         ImageSbomRow.digest.in_(chunk), ImageSbomRow.catalog.is_not(None)
                     )
                 )
-                for digest, document in rows:
+                missing: list[str] = []
+                for digest, cataloged_at in times:
+                    cached = self._catalogs.get(digest)
+                    if cached is not None and cached[0] == cataloged_at:
+                        found[digest] = cached[1]
+                    else:
+                        missing.append(digest)
+                if not missing:
+                    continue
+                rows = connection.execute(
+                    select(
+                        ImageSbomRow.digest, ImageSbomRow.cataloged_at, ImageSbomRow.catalog
+                    ).where(ImageSbomRow.digest.in_(missing))
+                )
+                for digest, cataloged_at, document in rows:
                     try:
-                        found[digest] = catalog_from_json(document).packages
+                        packages = self._interned(catalog_from_json(document).packages)
                     except StoreError as exc:
                         logger.warning("stored catalog of %s is unreadable: %s", digest, exc)
+                        continue
+                    found[digest] = packages
+                    self._remember(digest, cataloged_at, packages)
         return found
+
+    def _interned(self, packages: Sequence[Package]) -> tuple[Package, ...]:
+        interned: list[Package] = []
+        for package in packages:
+            key = (
+                package.type,
+                package.name,
+                package.version,
+                package.purl,
+                package.source_name,
+                package.source_version,
+                package.distro,
+            )
+            shared = self._packages.get(key)
+            if shared is None:
+                shared = replace(package, layer_digest=None, locations=())
+                self._packages[key] = shared
+            interned.append(shared)
+        return tuple(interned)
+
+    def _remember(self, digest: str, cataloged_at: datetime, packages: tuple[Package, ...]) -> None:
+        if len(self._catalogs) >= self.max_cached_catalogs:
+            # Forgetting everything keeps the bound without tracking use; a pass refills it.
+            self._catalogs.clear()
+            self._packages.clear()
+        self._catalogs[digest] = (cataloged_at, packages)
 
     def stored_findings(self, digests: Sequence[str]) -> Mapping[str, tuple[FindingLike, ...]]:
         """Return the stored findings of each digest that has a match result."""
@@ -143,24 +241,118 @@ class ScanPortfolio:
                     )
         return {digest: tuple(findings) for digest, findings in found.items()}
 
+    def stored_revisions(self, digests: Sequence[str]) -> Mapping[str, str]:
+        """Return the feed revision of each digest's stored match result."""
+        found: dict[str, str] = {}
+        with self._read("revision read") as connection:
+            for start in range(0, len(digests), _QUERY_BATCH):
+                chunk = list(digests[start : start + _QUERY_BATCH])
+                rows = connection.execute(
+                    select(ImageScanRow.digest, ImageScanRow.feed_revision).where(
+                        ImageScanRow.digest.in_(chunk)
+                    )
+                )
+                found.update({row[0]: row[1] for row in rows})
+        return found
+
     def store_results(self, results: Sequence[DigestResult]) -> None:
-        """Store results: changed findings one digest per transaction, the rest in one update."""
+        """Store a batch of results in one transaction.
+
+        Results whose findings changed replace their `image_scans` row and findings, written as
+        `ScanStore.save_findings` writes them; the others only get the new revision and time.
+        """
         unchanged = [result for result in results if not result.changed]
+        patched = [r for r in results if r.changed and r.replaces is not None]
+        changed = [r for r in results if r.changed and r.replaces is None]
         if unchanged:
             self._touch(unchanged)
-        for result in results:
-            if not result.changed:
-                continue
-            try:
-                self.scans.save_findings(
-                    result.digest,
-                    result.feed_revision,
-                    [stored_form(finding) for finding in result.findings],
-                    matched_at=result.scanned_at,
-                )
-            except StoreError as exc:
+        if patched:
+            self._patch(patched)
+        if not changed:
+            return
+        try:
+            immediate = self.engine.execution_options(**{SQLITE_BEGIN_IMMEDIATE: True})
+            with immediate.begin() as connection:
+                digests = [result.digest for result in changed]
+                present: set[str] = set()
+                for start in range(0, len(digests), _QUERY_BATCH):
+                    chunk = digests[start : start + _QUERY_BATCH]
+                    # Deleting the scan row cascades to its findings.
+                    connection.execute(delete(ImageScanRow).where(ImageScanRow.digest.in_(chunk)))
+                    present.update(
+                        connection.execute(
+                            select(ImageSbomRow.digest).where(ImageSbomRow.digest.in_(chunk))
+                        ).scalars()
+                    )
                 # A digest whose catalog was deleted meanwhile has nothing to update.
-                logger.debug("storing the result of %s failed: %s", result.digest, exc)
+                kept = [result for result in changed if result.digest in present]
+                if kept:
+                    connection.execute(insert(ImageScanRow), [_scan_row(r) for r in kept])
+                rows = [_finding_row(r.digest, f) for r in kept for f in r.findings]
+                for start in range(0, len(rows), _QUERY_BATCH):
+                    connection.execute(insert(ImageFindingRow), rows[start : start + _QUERY_BATCH])
+        except SQLAlchemyError as exc:
+            raise ReevalError(f"portfolio result write failed: {exc}") from exc
+
+    def _patch(self, results: Sequence[DigestResult]) -> None:
+        """Write only the findings that differ from the stored ones (`DigestResult.replaces`)."""
+        removed: list[dict[str, Any]] = []
+        added: list[dict[str, Any]] = []
+        for result in results:
+            assert result.replaces is not None
+            before = {_row_key(result.digest, f): f for f in result.replaces}
+            after = {_row_key(result.digest, f): f for f in result.findings}
+            removed.extend(
+                {
+                    "d": result.digest,
+                    "v": key[1],
+                    "n": key[2],
+                    "ver": key[3],
+                    "p": key[4],
+                }
+                for key in before.keys() - after.keys()
+            )
+            added.extend(
+                _finding_row(result.digest, finding)
+                for key, finding in after.items()
+                if key not in before
+            )
+        try:
+            immediate = self.engine.execution_options(**{SQLITE_BEGIN_IMMEDIATE: True})
+            with immediate.begin() as connection:
+                if removed:
+                    connection.execute(
+                        delete(ImageFindingRow).where(
+                            ImageFindingRow.digest == bindparam("d"),
+                            ImageFindingRow.vulnerability_id == bindparam("v"),
+                            ImageFindingRow.package_name == bindparam("n"),
+                            ImageFindingRow.package_version == bindparam("ver"),
+                            ImageFindingRow.purl == bindparam("p"),
+                        ),
+                        removed,
+                    )
+                for start in range(0, len(added), _QUERY_BATCH):
+                    connection.execute(insert(ImageFindingRow), added[start : start + _QUERY_BATCH])
+                connection.execute(
+                    update(ImageScanRow)
+                    .where(ImageScanRow.digest == bindparam("d"))
+                    .values(
+                        feed_revision=bindparam("r"),
+                        matched_at=bindparam("t"),
+                        finding_count=bindparam("c"),
+                    ),
+                    [
+                        {
+                            "d": r.digest,
+                            "r": r.feed_revision,
+                            "t": r.scanned_at,
+                            "c": len(r.findings),
+                        }
+                        for r in results
+                    ],
+                )
+        except SQLAlchemyError as exc:
+            raise ReevalError(f"portfolio result write failed: {exc}") from exc
 
     def _touch(self, results: Sequence[DigestResult]) -> None:
         """Rewrite the revision and scan time of results whose findings did not change."""
@@ -180,14 +372,19 @@ class ScanPortfolio:
         except SQLAlchemyError as exc:
             raise ReevalError(f"portfolio result update failed: {exc}") from exc
 
-    def advance_revision(self, previous: str, revision: str, at: datetime) -> int:
-        """Relabel results matched against `previous` as valid for `revision` as of `at`."""
+    def advance_revision(
+        self, previous: str, revision: str, at: datetime, *, matched_before: datetime
+    ) -> int:
+        """Relabel results of `previous` scanned by `matched_before` as valid for `revision`."""
         try:
             immediate = self.engine.execution_options(**{SQLITE_BEGIN_IMMEDIATE: True})
             with immediate.begin() as connection:
                 changed = connection.execute(
                     update(ImageScanRow)
-                    .where(ImageScanRow.feed_revision == previous)
+                    .where(
+                        ImageScanRow.feed_revision == previous,
+                        ImageScanRow.matched_at <= matched_before,
+                    )
                     .values(feed_revision=revision, matched_at=at)
                     .returning(ImageScanRow.digest)
                 ).all()

@@ -13,8 +13,8 @@ The first poll of a process has nothing to compare with. The recorded feed revis
 revision the queued jobs lead to. If the polled revision differs from it, the changes in between
 are unknown, so a full pass is queued. Otherwise the queue is resumed as it is.
 
-`tick()` blocks (feed reads, matching, database); `run()` calls it in a worker thread, so the
-event loop that serves registry requests keeps running while a pass is in progress.
+`tick()` blocks on feed reads, matching and the database. `run()` calls it in a worker thread,
+so the event loop that serves registry requests keeps running while a pass is in progress.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class SchedulerSettings:
     """Seconds between two ticks of `run()` when there is no queued work."""
     retention: float = 7 * 24 * 3600.0
     """Seconds finished jobs and change log entries are kept."""
+    confirm_interval: float = 60.0
+    """Seconds between two confirmations that results of an unchanged feed are current."""
 
 
 class ChangeListener(Protocol):
@@ -100,6 +102,7 @@ class Scheduler:
         self._now = now
         self._next_poll = 0.0
         self._next_prune = 0.0
+        self._next_confirm = 0.0
         self._current: Job | None = None
         self._lock = threading.Lock()
         self.last_update: FeedUpdate | None = None
@@ -188,6 +191,7 @@ class Scheduler:
         self._next_poll = self._clock() + self.settings.feed_interval
         update = self.source.poll()
         if update is None:
+            self._confirm_if_due()
             return
         self.last_update = update
         if update.initial:
@@ -209,6 +213,20 @@ class Scheduler:
             keys=update.changed_keys,
             only_if_revision_differs=True,
         )
+
+    def _confirm_if_due(self) -> None:
+        """Mark results of the current revision as scanned now, after a poll found no change.
+
+        A result matched against the feed that is still current is as fresh as the poll that
+        found the feed unchanged. This runs at most once per `confirm_interval`.
+        """
+        revision = self.rematcher.revision
+        if revision is None or self._clock() < self._next_confirm:
+            return
+        self._next_confirm = self._clock() + self.settings.confirm_interval
+        now = self._now()
+        confirmed = self.portfolio.advance_revision(revision, revision, now, matched_before=now)
+        logger.debug("feed revision %s unchanged: %d results confirmed", revision[:12], confirmed)
 
     # -- step 2: full pass -----------------------------------------------------------------
 
@@ -270,7 +288,12 @@ class Scheduler:
             return self._finish(job)
 
         started = time.perf_counter()
-        changes = self.rematcher.rematch(self.portfolio, digests, self._now())
+        changes = self.rematcher.rematch(
+            self.portfolio,
+            digests,
+            self._now(),
+            previous_revision=job.previous_revision if job.kind is JobKind.DELTA else None,
+        )
         self.jobs.record_changes(changes)
         self.jobs.progress(
             job.id,
@@ -304,7 +327,7 @@ class Scheduler:
         state: dict[str, str] = {}
         if job.kind is JobKind.DELTA and job.previous_revision is not None:
             advanced = self.portfolio.advance_revision(
-                job.previous_revision, job.feed_revision, now
+                job.previous_revision, job.feed_revision, now, matched_before=job.created_at
             )
             logger.debug(
                 "delta job %d: %d other results are valid for revision %s",

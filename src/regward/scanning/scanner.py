@@ -66,9 +66,12 @@ class ScanResult:
     detail: str = ""
     remedy: str = ""
     feed_revision: str = ""
+    scanned_at: datetime | None = None
+    """When the findings were matched, or last confirmed for the current feed revision; for an
+    index, the oldest time of its platform manifests."""
 
-    def facts(self, today: date) -> VulnerabilityFacts:
-        """Return the result as the policy's facts, judged on `today`."""
+    def facts(self, today: date, now: datetime | None = None) -> VulnerabilityFacts:
+        """Return the result as the policy's facts, judged on `today` (and its age at `now`)."""
         return VulnerabilityFacts(
             status=self.status,
             today=today,
@@ -76,6 +79,8 @@ class ScanResult:
             detail=self.detail,
             remedy=self.remedy,
             feed_revision=self.feed_revision,
+            scanned_at=self.scanned_at,
+            now=now,
         )
 
 
@@ -180,7 +185,7 @@ class ImageScanner:
         self.stats = ScanStats()
         self._clock = clock
         self._slots = asyncio.Semaphore(SCAN_CONCURRENCY)
-        self._inflight: dict[tuple[str, str], asyncio.Task[ScanResult]] = {}
+        self._inflight: dict[tuple[str, str, bool], asyncio.Task[ScanResult]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # -- public ---------------------------------------------------------------------------
@@ -194,8 +199,14 @@ class ImageScanner:
         except FeedError:
             return ""
 
-    async def scan(self, repository: str, digest: str, manifest: Manifest) -> ScanResult:
-        """Return the vulnerabilities of `repository@digest`, scanning it if needed."""
+    async def scan(
+        self, repository: str, digest: str, manifest: Manifest, *, max_age: float | None = None
+    ) -> ScanResult:
+        """Return the vulnerabilities of `repository@digest`, scanning it if needed.
+
+        A stored result for the current feed revision is reused unless it was matched more than
+        `max_age` seconds ago. An older one is replaced by matching the stored catalog again.
+        """
         if self.feeds is None:
             return ScanResult(
                 ScanStatus.UNSCANNED,
@@ -209,8 +220,8 @@ class ImageScanner:
                 ScanStatus.UNAVAILABLE, detail=f"the vulnerability feed could not be loaded: {exc}"
             )
         if not manifest.is_index:
-            return await self._scan_shared(repository, digest, feed)
-        return await self._scan_index(repository, manifest, feed)
+            return await self._scan_shared(repository, digest, feed, max_age)
+        return await self._scan_index(repository, manifest, feed, max_age)
 
     def scan_in_background(self, repository: str, digest: str) -> None:
         """Start scanning `repository@digest` without waiting, such as after a push."""
@@ -256,7 +267,9 @@ class ImageScanner:
             len(result.findings),
         )
 
-    async def _scan_index(self, repository: str, index: Manifest, feed: Feed) -> ScanResult:
+    async def _scan_index(
+        self, repository: str, index: Manifest, feed: Feed, max_age: float | None = None
+    ) -> ScanResult:
         children = [
             child
             for child in index.manifests
@@ -277,7 +290,7 @@ class ImageScanner:
                 feed_revision=feed.revision,
             )
         results = await asyncio.gather(
-            *(self._scan_shared(repository, child.digest, feed) for child in children)
+            *(self._scan_shared(repository, child.digest, feed, max_age) for child in children)
         )
 
         # One finding per vulnerability and package, whichever platforms contain the package.
@@ -300,15 +313,21 @@ class ImageScanner:
             f"platform manifest {child}: {result.detail}" for child, result in problems
         )
         remedy = next((result.remedy for _, result in problems if result.remedy), "")
-        return ScanResult(status, tuple(findings.values()), detail, remedy, feed.revision)
+        times = [result.scanned_at for result in results if result.scanned_at is not None]
+        scanned_at = min(times) if times and len(times) == len(results) else None
+        return ScanResult(
+            status, tuple(findings.values()), detail, remedy, feed.revision, scanned_at
+        )
 
-    async def _scan_shared(self, repository: str, digest: str, feed: Feed) -> ScanResult:
+    async def _scan_shared(
+        self, repository: str, digest: str, feed: Feed, max_age: float | None = None
+    ) -> ScanResult:
         """Scan one image manifest, joining a scan of the same digest that is already running."""
-        key = (digest, feed.revision)
+        key = (digest, feed.revision, max_age is not None)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(
-                self._scan_image(repository, digest, feed)
+                self._scan_image(repository, digest, feed, max_age)
             )
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
@@ -321,13 +340,15 @@ class ImageScanner:
                 feed_revision=feed.revision,
             )
 
-    def _finished(self, key: tuple[str, str], task: asyncio.Task[ScanResult]) -> None:
+    def _finished(self, key: tuple[str, str, bool], task: asyncio.Task[ScanResult]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled() and task.exception() is not None:
             logger.error("scan of %s failed", key[0], exc_info=task.exception())
 
-    async def _scan_image(self, repository: str, digest: str, feed: Feed) -> ScanResult:
+    async def _scan_image(
+        self, repository: str, digest: str, feed: Feed, max_age: float | None = None
+    ) -> ScanResult:
         # The steps:
         # (1) read what the store contains about the digest;
         # (2) a recent cataloging failure is reused, so a broken image is not downloaded per pull;
@@ -358,11 +379,16 @@ class ImageScanner:
                     feed_revision=feed.revision,
                 )
 
-        # (3): stored findings for this feed revision.
+        # (3): stored findings for this feed revision, matched at most `max_age` seconds ago.
         if (
             stored is not None
             and stored.catalog is not None
             and stored.feed_revision == feed.revision
+            and stored.matched_at is not None
+            and (
+                max_age is None
+                or (self._clock() - stored.matched_at).total_seconds() <= max_age
+            )
         ):
             self.stats.reused += 1
             logger.info(
@@ -371,7 +397,12 @@ class ImageScanner:
                 len(stored.findings),
                 feed.revision[:12],
             )
-            return ScanResult(ScanStatus.SCANNED, stored.findings, feed_revision=feed.revision)
+            return ScanResult(
+                ScanStatus.SCANNED,
+                stored.findings,
+                feed_revision=feed.revision,
+                scanned_at=stored.matched_at,
+            )
 
         # (4): catalog if needed, then match.
         catalog = stored.catalog if stored is not None else None
@@ -388,6 +419,7 @@ class ImageScanner:
                 feed.revision[:12],
             )
         findings = await asyncio.to_thread(match_catalog, feed, catalog)
+        matched_at = self._clock()
         self.stats.matches += 1
         if self.store is not None:
             try:
@@ -396,7 +428,7 @@ class ImageScanner:
                     digest,
                     feed.revision,
                     findings,
-                    matched_at=self._clock(),
+                    matched_at=matched_at,
                 )
             except StoreError as exc:
                 logger.warning("storing the findings of %s failed: %s", digest, exc)
@@ -406,7 +438,9 @@ class ImageScanner:
             feed.revision[:12],
             len(findings),
         )
-        return ScanResult(ScanStatus.SCANNED, findings, feed_revision=feed.revision)
+        return ScanResult(
+            ScanStatus.SCANNED, findings, feed_revision=feed.revision, scanned_at=matched_at
+        )
 
     async def _catalog(self, repository: str, digest: str, feed: Feed) -> Catalog | ScanResult:
         """Catalog the image from the registry and store the catalog or the failure."""

@@ -13,7 +13,9 @@ from regward.store.db import Store
 from tests.integration.gate.conftest import Keys
 from tests.integration.promotion.conftest import sign_on
 from tests.integration.promotion.test_promote import fetch_manifest
+from tests.integration.scan.conftest import SEARCHOR, feed_dir, python_layer
 from tests.support.images import push_image
+from tests.support.layers import push_layers
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.registry
@@ -125,3 +127,78 @@ def test_promote_missing_source_is_an_error(
 
     assert code == 2
     assert "not found" in capsys.readouterr().err
+
+
+VULNERABILITY_POLICY = """\
+defaultAction: deny
+rules:
+  - name: development
+    repositories: ["dev/**"]
+  - name: production
+    repositories: ["prod/**"]
+    signatures:
+      authorities:
+        - name: ci
+          key: {path: cosign.pub}
+    vulnerabilities:
+      denyAtOrAbove: high
+      maxScanAge: 24h
+"""
+
+
+def promote_with_feed(registry: RunningRegistry, tmp_path: Path, name: str) -> int:
+    policy = tmp_path / "vulnerability-policy.yaml"
+    policy.write_text(VULNERABILITY_POLICY)
+    return main(
+        [
+            "promote",
+            f"{registry.host}/dev/{name}:v1",
+            f"{registry.host}/prod/{name}:v1",
+            "--policy",
+            str(policy),
+            "--feed",
+            str(feed_dir()),
+            "--database",
+            f"sqlite:///{tmp_path / 'audit.db'}",
+        ]
+    )
+
+
+def test_promote_clean_signed_image_with_feed(
+    registry: RunningRegistry,
+    policy_file: Path,
+    keys: Keys,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    digest = push_layers(registry.url, "dev/clean", "v1", [python_layer(("six", "1.16.0"))])
+    signature = sign_on(registry, "dev/clean", digest, keys.private_pem)
+
+    code = promote_with_feed(registry, tmp_path, "clean")
+
+    output = capsys.readouterr().out
+    assert code == 0
+    assert f"promoted {registry.host}/dev/clean@{digest}" in output
+    assert fetch_manifest(registry.url, "prod/clean", "v1") is not None
+    copied = fetch_manifest(registry.url, "prod/clean", signature_tag(digest))
+    assert copied is not None
+    assert copied[0] == signature
+
+
+def test_promote_vulnerable_image_refused(
+    registry: RunningRegistry,
+    policy_file: Path,
+    keys: Keys,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    digest = push_layers(registry.url, "dev/search", "v1", [python_layer(SEARCHOR)])
+    sign_on(registry, "dev/search", digest, keys.private_pem)
+
+    code = promote_with_feed(registry, tmp_path, "search")
+
+    errors = capsys.readouterr().err
+    assert code == 1
+    assert "refused" in errors
+    assert "PYSEC-2023-262" in errors
+    assert fetch_manifest(registry.url, "prod/search", "v1") is None

@@ -16,6 +16,7 @@ from regward.reeval import (
     JobState,
     JobStore,
     MemoryPortfolio,
+    Rematcher,
     ResultChange,
     Scheduler,
     SchedulerSettings,
@@ -175,3 +176,28 @@ def test_full_pass_is_queued_when_due(
 
     assert portfolio.rematched == ["sha256:a", "sha256:b", "sha256:c"]
     assert [job.kind for job in jobs.jobs()] == [JobKind.FULL, JobKind.FULL]
+
+
+def test_delta_change_seen_after_gate_rewrote_result(
+    store: Store, feed_dir: Path, portfolio: CountingPortfolio
+) -> None:
+    recorder = Recorder()
+    scheduler = Scheduler(
+        DirectoryFeedSource(feed_dir), portfolio, JobStore(store.engine), listeners=[recorder]
+    )
+    scheduler.run_until_idle()
+    recorder.changes.clear()
+    shutil.copy(asset("vulns-feed/PYSEC-2023-262.json"), feed_dir)
+    update = scheduler.poll_now()
+    assert update is not None
+    # A gate that loaded the new feed re-matches the image on a pull before the job runs.
+    gate = Rematcher()
+    gate.set_feed(update.feed, None)
+    gate.rematch(portfolio, ["sha256:b"], datetime.now(UTC))
+    assert [f.id for f in portfolio.results["sha256:b"].findings] == ["PYSEC-2023-262"]
+
+    scheduler.run_until_idle()
+
+    assert [(c.digest, sorted(c.added)) for c in recorder.changes] == [
+        ("sha256:b", ["PYSEC-2023-262"])
+    ]

@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 from regward.cli.main import main
+from regward.notify import NotificationStore
+from regward.reeval import (
+    DirectoryFeedSource,
+    JobKind,
+    JobStore,
+    Membership,
+    MembershipStore,
+    Scheduler,
+    Sighting,
+)
 from regward.reeval.scanportfolio import ScanPortfolio
 from regward.sbom.interface import Catalog
 from regward.sbom.model import Package
@@ -109,3 +119,76 @@ def test_scan_portfolio_batches(store: Store) -> None:
     packages = portfolio.packages(first)
     assert [p.version for p in packages[first[0]]] == ["2.0.0"]
     assert portfolio.stored_findings(first) == {}
+
+
+def test_worker_with_policy_records_events(
+    store: Store, database_url: str, feed_dir: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "defaultAction: deny\n"
+        "rules:\n"
+        "  - name: production\n"
+        '    repositories: ["team/**"]\n'
+        "    vulnerabilities: {denyAtOrAbove: high}\n"
+    )
+    scans = ScanStore(store.engine)
+    save_catalog(scans, SEARCHOR_IMAGE, [pypi("searchor", "2.4.0")])
+    MembershipStore(store.engine).record(
+        [Sighting("team/search", SEARCHOR_IMAGE, "v1", Membership.ENROLL)]
+    )
+    command = ["worker", "--feed", str(feed_dir), "--database", database_url, "--once"]
+    assert main([*command, "--policy", str(policy)]) == 0
+    shutil.copy(asset("vulns-feed/PYSEC-2023-262.json"), feed_dir)
+
+    assert main([*command, "--policy", str(policy)]) == 0
+
+    (event,) = NotificationStore(store.engine).events()
+    assert event["type"] == "vulnerability.denied"
+    assert event["tags"] == ["v1"]
+    assert event["findingIds"] == ["PYSEC-2023-262"]
+
+
+def test_scheduler_delta_over_scan_tables(store: Store, feed_dir: Path) -> None:
+    scans = ScanStore(store.engine)
+    save_catalog(scans, REQUESTS_IMAGE, [pypi("requests", "2.19.0")])
+    save_catalog(scans, SEARCHOR_IMAGE, [pypi("searchor", "2.4.0")])
+    scheduler = Scheduler(
+        DirectoryFeedSource(feed_dir), ScanPortfolio(store.engine), JobStore(store.engine)
+    )
+    scheduler.run_until_idle()
+    shutil.copy(asset("vulns-feed/PYSEC-2023-262.json"), feed_dir)
+
+    update = scheduler.poll_now()
+    scheduler.run_until_idle()
+
+    assert update is not None
+    searchor = scans.load(SEARCHOR_IMAGE)
+    requests = scans.load(REQUESTS_IMAGE)
+    assert searchor is not None and requests is not None
+    assert [f.id for f in searchor.findings] == ["PYSEC-2023-262"]
+    assert searchor.feed_revision == update.revision
+    assert requests.feed_revision == update.revision
+    assert [job.kind for job in scheduler.jobs.jobs()] == [JobKind.DELTA, JobKind.FULL]
+
+
+def test_delta_patch_removes_withdrawn_finding(store: Store, feed_dir: Path) -> None:
+    scans = ScanStore(store.engine)
+    save_catalog(scans, REQUESTS_IMAGE, [pypi("requests", "2.19.0"), pypi("searchor", "2.4.0")])
+    shutil.copy(asset("vulns-feed/PYSEC-2023-262.json"), feed_dir)
+    scheduler = Scheduler(
+        DirectoryFeedSource(feed_dir), ScanPortfolio(store.engine), JobStore(store.engine)
+    )
+    scheduler.run_until_idle()
+    path = feed_dir / "PYSEC-2018-28.json"
+    record = json.loads(path.read_text())
+    record["withdrawn"] = "2026-12-01T00:00:00Z"
+    path.write_text(json.dumps(record))
+
+    update = scheduler.poll_now()
+    scheduler.run_until_idle()
+
+    scan = scans.load(REQUESTS_IMAGE)
+    assert update is not None and scan is not None
+    assert [f.id for f in scan.findings] == ["PYSEC-2023-262"]
+    assert scan.feed_revision == update.revision

@@ -151,8 +151,10 @@ def test_advance_revision_relabels_untouched_results(feed_dir: Path) -> None:
     rematcher.rematch(portfolio, ["sha256:a"], NOW)
     later = datetime(2026, 12, 2, tzinfo=UTC)
 
-    advanced = portfolio.advance_revision(update.revision, "next", later)
+    advanced = portfolio.advance_revision(update.revision, "next", later, matched_before=NOW)
+    not_again = portfolio.advance_revision(update.revision, "other", later, matched_before=NOW)
 
     assert advanced == 1
+    assert not_again == 0
     assert portfolio.results["sha256:a"].feed_revision == "next"
     assert portfolio.results["sha256:a"].scanned_at == later

@@ -20,6 +20,9 @@ from sqlalchemy.pool import NullPool
 # Tables defined outside regward.store, registered on Base when their module is imported.
 import regward.admission.records  # noqa: F401
 import regward.auth.models  # noqa: F401
+import regward.notify.records  # noqa: F401
+import regward.reeval.jobs  # noqa: F401
+import regward.reeval.membership  # noqa: F401
 import regward.store.scans  # noqa: F401
 from regward.store.db import normalize_database_url
 from regward.store.models import Base
