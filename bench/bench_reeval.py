@@ -15,7 +15,7 @@ catalogers from one layer assembled out of this machine's files:
 
 Images share a few base package sets (slim to full Debian) and add their own Python and npm
 packages, as images built from common bases do. The feed is the OSV corpus in `DATA/osv`
-(`$REGWARD_DATA_DIR`, else `/work/shared/data`).
+(`$REGWARD_DATA_DIR`, else `shared/data` next to the clone).
 
 Measured, through the real `Scheduler` with a job queue in a temporary SQLite database:
 
@@ -311,8 +311,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--delta", type=int, default=100, help="records changed in the delta")
     parser.add_argument(
         "--data",
-        default=os.environ.get("REGWARD_DATA_DIR", "/work/shared/data"),
-        help="folder that contains osv/ (default: $REGWARD_DATA_DIR or /work/shared/data)",
+        default=os.environ.get(
+            "REGWARD_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")
+        ),
+        help="folder that contains osv/ (default: $REGWARD_DATA_DIR, else shared/data next to "
+        "the clone)",
     )
     parser.add_argument("--seed", type=int, default=20261201, help="random seed")
     parser.add_argument(

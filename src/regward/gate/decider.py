@@ -90,7 +90,7 @@ def is_accessory_manifest(manifest: Manifest) -> bool:
 
 @dataclass(frozen=True)
 class PullOutcome:
-    """What the gate answers to one manifest request."""
+    """The gate's response to one manifest request: the bytes to serve or the error."""
 
     status: int
     """200 to serve, 403 denied, 404 not found upstream, 502/503 upstream trouble."""
@@ -106,7 +106,7 @@ class PullOutcome:
 
 @dataclass
 class RequestContext:
-    """Who asked, for the audit record."""
+    """The client address, identity and request id recorded in the audit log."""
 
     client_address: str = ""
     identity: str | None = None
