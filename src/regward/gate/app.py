@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from regward.gate.audit import AuditWriter
-from regward.gate.decider import Decider, RequestContext
+from regward.gate.decider import Decider, RequestContext, redact_upstream
 from regward.gate.http import (
     API_HEADER,
     BodyTooLargeError,
@@ -470,7 +470,8 @@ class Gate:
         except OCIError as exc:
             status = 404 if isinstance(exc, NotFoundError) else 503
             code = "BLOB_UNKNOWN" if status == 404 else "UNAVAILABLE"
-            await send_error(send, status, code, f"blob {route.reference}: {exc}")
+            message = redact_upstream(f"blob {route.reference}: {exc}", self.client.base_url)
+            await send_error(send, status, code, message)
             return
         try:
             length = response.content_length
@@ -528,7 +529,8 @@ class Gate:
             )
         except OCIError as exc:
             logger.warning("upstream request %s %s failed: %s", method, path, exc)
-            await send_error(send, 503, "UNAVAILABLE", f"upstream registry unavailable: {exc}")
+            message = redact_upstream(f"upstream registry unavailable: {exc}", self.client.base_url)
+            await send_error(send, 503, "UNAVAILABLE", message)
             return
         try:
             await self._stream_response(response, send, method)

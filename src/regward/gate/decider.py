@@ -81,6 +81,17 @@ ACCESSORY_LAYER_TYPES = frozenset(
 )
 
 
+def redact_upstream(text: str, base_url: str) -> str:
+    """Replace `base_url` and its host:port in `text` with "upstream".
+
+    Clients of the gate need to know that the upstream failed, not where it lives.
+    """
+    netloc = base_url.split("://", 1)[-1]
+    hostname = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    text = text.replace(base_url, "upstream").replace(netloc, "upstream")
+    return text.replace(hostname, "upstream")
+
+
 def is_accessory_manifest(manifest: Manifest) -> bool:
     """Tell whether a manifest only carries signatures, attestations or SBOMs."""
     if manifest.is_index or not manifest.layers:
@@ -172,6 +183,10 @@ class Decider:
 
     # -- pulls ----------------------------------------------------------------------------
 
+    def _without_upstream(self, text: str) -> str:
+        """Replace the upstream's address in a client-facing message; the log keeps it."""
+        return redact_upstream(text, self.client.base_url)
+
     async def _get_manifest(self, repository: str, reference: str) -> FetchedManifest:
         """Fetch and verify a manifest, through the lean fetcher when it can serve the request."""
         if self.fetcher is not None:
@@ -198,13 +213,18 @@ class Decider:
                 fetched = await self._get_manifest(repository, reference)
             except NotFoundError as exc:
                 return PullOutcome(
-                    404, None, error_code=exc.code or "MANIFEST_UNKNOWN", message=str(exc)
+                    404,
+                    None,
+                    error_code=exc.code or "MANIFEST_UNKNOWN",
+                    message=f"manifest {repository}:{reference} not found",
                 )
             except (DigestMismatchError, ManifestError, TooLargeError) as exc:
                 self.stats.upstream_errors += 1
                 logger.warning("upstream manifest %s:%s rejected: %s", repository, reference, exc)
                 self._audit_error(repository, reference, "", str(exc), context)
-                return PullOutcome(502, None, error_code="UNKNOWN", message=str(exc))
+                return PullOutcome(
+                    502, None, error_code="UNKNOWN", message=self._without_upstream(str(exc))
+                )
             except AuthenticationError as exc:
                 # The upstream refused access: wrong gate credentials, or the "upstream" is itself a
                 # regward gate that denied the image. Either way it is not an outage.
@@ -215,7 +235,9 @@ class Decider:
                     503,
                     None,
                     error_code="UNAVAILABLE",
-                    message=f"the upstream refused access to {repository}:{reference}: {exc}",
+                    message=self._without_upstream(
+                        f"the upstream refused access to {repository}:{reference}: {exc}"
+                    ),
                 )
             except (RegistryError, OCIError) as exc:
                 self.stats.upstream_errors += 1
@@ -225,7 +247,9 @@ class Decider:
                     503,
                     None,
                     error_code="UNAVAILABLE",
-                    message=f"could not fetch {repository}:{reference} from the upstream: {exc}",
+                    message=self._without_upstream(
+                        f"could not fetch {repository}:{reference} from the upstream: {exc}"
+                    ),
                 )
             media_type, raw, manifest = fetched.media_type, fetched.raw, fetched.manifest
             digest = fetched.digest

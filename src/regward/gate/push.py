@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from regward.gate.audit import AuditWriter
-from regward.gate.decider import Decider, RequestContext
+from regward.gate.decider import Decider, RequestContext, redact_upstream
 from regward.gate.http import (
     BodyTooLargeError,
     Receive,
@@ -165,7 +165,8 @@ class PushController:
             )
         except OCIError as exc:
             logger.warning("upstream manifest PUT %s:%s failed: %s", repository, reference, exc)
-            await send_error(send, 503, "UNAVAILABLE", f"upstream registry unavailable: {exc}")
+            message = redact_upstream(f"upstream registry unavailable: {exc}", self.client.base_url)
+            await send_error(send, 503, "UNAVAILABLE", message)
             return 503
         try:
             payload = await response.read()
@@ -229,7 +230,8 @@ class PushController:
                 "DELETE", f"/v2/{repository}/manifests/{reference}", allow_redirects=False
             )
         except OCIError as exc:
-            await send_error(send, 503, "UNAVAILABLE", f"upstream registry unavailable: {exc}")
+            message = redact_upstream(f"upstream registry unavailable: {exc}", self.client.base_url)
+            await send_error(send, 503, "UNAVAILABLE", message)
             return
         try:
             payload = await response.read()

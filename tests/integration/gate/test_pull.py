@@ -104,11 +104,12 @@ def test_unmatched_repository_uses_default_deny(
     assert "defaultAction" in json.loads(body)["errors"][0]["message"]
 
 
-def test_missing_manifest_is_404(gate: RunningGate) -> None:
+def test_missing_manifest_is_404(gate: RunningGate, registry: RunningRegistry) -> None:
     status, _, body = get(f"{gate.url}/v2/test/nothing/manifests/v1")
 
     assert status == 404
     assert json.loads(body)["errors"][0]["code"] in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+    assert registry.host not in body.decode()
 
 
 def test_blob_served_only_after_allowed_manifest(
@@ -291,6 +292,7 @@ def test_upstream_down_is_503(tmp_path: Path, keys: Keys) -> None:
 
     assert status == 503
     assert json.loads(body)["errors"][0]["code"] == "UNAVAILABLE"
+    assert "127.0.0.1" not in json.loads(body)["errors"][0]["message"]
 
 
 def test_signature_added_later_invalidates_cached_denial(
