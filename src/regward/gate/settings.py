@@ -240,9 +240,7 @@ def build_settings(
     return settings
 
 
-def _duration(
-    cli_value: str | None, config: Mapping[str, Any], key: str, default: float
-) -> float:
+def _duration(cli_value: str | None, config: Mapping[str, Any], key: str, default: float) -> float:
     """Return a duration in seconds from the command line, else the config file, else `default`."""
     from regward.reeval.durations import DurationError, parse_duration
 

@@ -77,7 +77,9 @@ def build_admission(gate: Gate) -> AdmissionEndpoints:
     from regward.admission.namespaces import namespace_lookup_for
     from regward.admission.records import DeploymentRecorder
 
-    section = gate.policy.admission if gate.policy.admission is not None else gate.settings.admission
+    section = (
+        gate.policy.admission if gate.policy.admission is not None else gate.settings.admission
+    )
     settings = parse_admission_settings(section)
     return AdmissionEndpoints(
         GateImageDecider(gate),
