@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from regward.errors import RegwardError
 from regward.gate.audit import AuditWriter
 from regward.gate.decider import Decider, RequestContext, redact_upstream
 from regward.gate.http import (
@@ -247,10 +248,17 @@ class Gate:
         return watching_send
 
     def _apply_policy(self, policy: Policy) -> None:
-        """Switch the gate to a reloaded policy."""
+        """Switch the gate, and its admission endpoints, to a reloaded policy."""
         self.policy = policy
         if self.decider is not None:
             self.decider.replace_policy(policy)
+        if self.admission is not None:
+            from regward.gate.wiring import build_admission
+
+            try:
+                self.admission = build_admission(self)
+            except RegwardError as exc:
+                logger.error("admission settings of the reloaded policy are invalid: %s", exc)
 
     async def shutdown(self) -> None:
         """Flush the audit log and close the upstream client."""
