@@ -4,7 +4,7 @@ Usage: python bench/bench_matcher.py [DATA_DIR]
 
 DATA_DIR contains `osv/` (the corpus) and `osv/distro-samples/cassettes/QUERIES.json` (real image
 packages); it defaults to $REGWARD_DATA_DIR. The script reports the load time, the memory the
-loaded feed holds (tracemalloc) and the process's peak RSS, then packages matched per second for
+loaded feed uses (tracemalloc) and the process's peak RSS, then packages matched per second for
 three workloads: the recorded image packages, one package per indexed (ecosystem, name) key, and
 the same key set again once the index entries are prepared.
 """
@@ -107,7 +107,7 @@ def main(data_dir: Path) -> None:
     rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     del feed
     gc.collect()
-    # A second load under tracemalloc measures what the feed holds; tracing slows it several times.
+    # A second load under tracemalloc measures the memory the feed uses; tracing slows it several times.
     tracemalloc.start()
     feed = load(data_dir / "osv")
     gc.collect()

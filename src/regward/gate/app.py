@@ -446,7 +446,7 @@ class Gate:
         method = scope["method"]
         assert self.decider is not None and self.client is not None
         if method in ("DELETE", "HEAD"):
-            # HEAD only tells whether a blob exists, which pushing clients ask before uploading;
+            # HEAD only reports whether a blob exists, which pushing clients ask before uploading;
             # the content itself is served by GET, which is the request that is checked.
             await self.forward(scope, None, send)
             return

@@ -1,8 +1,8 @@
 """Pull decisions: resolve a manifest once, gather its signature evidence, evaluate the policy.
 
-The decider owns the gate's caches. It never serves bytes it did not verify: a manifest is
-fetched once per request (or taken from the digest-keyed cache), its digest is checked by the
-registry client, and the same bytes go to the client if the decision allows them.
+The decider owns the gate's caches, and it never serves bytes it did not verify. A manifest is
+fetched once per request or taken from the digest-keyed cache, and its digest is checked on the way
+in. If the decision allows the pull, the client gets those same bytes.
 
 Index rule: a child manifest pulled by digest passes when it is signed itself, or when an image
 index that lists it was allowed in the same repository and was signed itself. An index passes when
@@ -229,7 +229,7 @@ class Decider:
                 # The upstream refused access: wrong gate credentials, or the "upstream" is itself a
                 # regward gate that denied the image. Either way it is not an outage.
                 self.stats.upstream_errors += 1
-                logger.warning("upstream refused %s:%s: %s", repository, reference, exc)
+                logger.warning("upstream rejected access to %s:%s: %s", repository, reference, exc)
                 self._audit_error(repository, reference, "", str(exc), context)
                 return PullOutcome(
                     503,

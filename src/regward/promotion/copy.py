@@ -342,7 +342,7 @@ class ImageCopier:
         """Mount a blob from another repository; return None when mounted, else an upload path.
 
         A registry that cannot mount (the blob is not readable from `source_repository` with
-        the credentials in use) starts an ordinary upload session instead and answers 202.
+        the credentials in use) starts an ordinary upload session instead and returns 202.
         """
         response = await self.destination.request(
             "POST",

@@ -224,7 +224,7 @@ class TarReader:
             if kind in _REGULAR_TYPES:
                 kind = REGULAR
             if kind in (HARDLINK, SYMLINK, DIRECTORY, "3", "4", "6"):
-                # No data follows these types, whatever the size field says (as tarfile reads them).
+                # No data follows these types, whatever the size field contains (as tarfile reads them).
                 size = 0
             self._remaining = size
             self._padding = -size % BLOCK

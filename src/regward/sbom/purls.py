@@ -2,7 +2,7 @@
 
 Distro packages carry `arch=`, `upstream=` and `distro=` qualifiers with the values syft writes
 (`upstream=<source>[@<source version>]`, `distro=<ID>-<VERSION_ID>`). packageurl-python sorts the
-qualifiers by key, as the purl specification asks, so the order differs from syft's strings.
+qualifiers by key, as the purl specification requires, so the order differs from syft's strings.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class ImageSbomRow(Base):
 
     package_count: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16), server_default="catalog")
-    """Where the catalog came from: `catalog` (regward's cataloging of the layers) or another
+    """Source of the catalog: `catalog` (regward's cataloging of the layers) or another
     source named by its writer, such as `attested` for a verified SBOM attestation."""
 
     error: Mapped[str | None] = mapped_column(Text)
@@ -181,7 +181,7 @@ class StoredScan:
     cataloged_at: datetime
     catalog_seconds: float
     source: str = "catalog"
-    """Where the catalog came from; see `ImageSbomRow.source`."""
+    """Source of the catalog; see `ImageSbomRow.source`."""
 
     feed_revision: str | None = None
     """The revision `findings` were matched against; None when never matched."""
